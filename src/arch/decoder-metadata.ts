@@ -1,0 +1,36 @@
+import type { GgufValue } from "../writers/gguf/metadata.js";
+import { f32, str, u32 } from "../writers/gguf/metadata.js";
+import type { ConfigReader, DecoderHparams } from "./config.js";
+import type { Architecture } from "./types.js";
+
+/** The `{arch}.*` hyperparameter keys llama.cpp reads for a decoder-only model. */
+export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, config: ConfigReader): Iterable<[string, GgufValue]> {
+  const key = (name: string) => `${arch.gguf}.${name}`;
+  yield [key("vocab_size"), u32(hparams.vocabSize)];
+  yield [key("context_length"), u32(hparams.contextLength)];
+  yield [key("embedding_length"), u32(hparams.hiddenSize)];
+  yield [key("block_count"), u32(hparams.layers)];
+  yield [key("feed_forward_length"), u32(hparams.intermediateSize)];
+  yield [key("attention.head_count"), u32(hparams.heads)];
+  yield [key("attention.head_count_kv"), u32(hparams.kvHeads)];
+  yield [key("attention.layer_norm_rms_epsilon"), f32(hparams.rmsNormEps)];
+  if (hparams.explicitHeadDim !== undefined) {
+    yield [key("attention.key_length"), u32(hparams.explicitHeadDim)];
+    yield [key("attention.value_length"), u32(hparams.explicitHeadDim)];
+  }
+  yield [key("rope.dimension_count"), u32(hparams.headDim)];
+  yield [key("rope.freq_base"), f32(hparams.ropeTheta)];
+  const scaling = hparams.ropeScaling;
+  if (scaling.kind === "linear" || scaling.kind === "yarn") {
+    yield [key("rope.scaling.type"), str(scaling.kind)];
+    yield [key("rope.scaling.factor"), f32(scaling.factor)];
+  }
+  if (scaling.kind === "yarn") {
+    yield [key("rope.scaling.original_context_length"), u32(scaling.originalContext)];
+    if (scaling.extFactor !== undefined) yield [key("rope.scaling.yarn_ext_factor"), f32(scaling.extFactor)];
+    if (scaling.attnFactor !== undefined) yield [key("rope.scaling.yarn_attn_factor"), f32(scaling.attnFactor)];
+    if (scaling.betaFast !== undefined) yield [key("rope.scaling.yarn_beta_fast"), f32(scaling.betaFast)];
+    if (scaling.betaSlow !== undefined) yield [key("rope.scaling.yarn_beta_slow"), f32(scaling.betaSlow)];
+  }
+  if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
+}

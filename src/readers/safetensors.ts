@@ -1,0 +1,132 @@
+import { open, type FileHandle } from "node:fs/promises";
+import { UserError } from "../errors.js";
+import { SAFETENSORS_DTYPES, isSafetensorsDtype, type SafetensorsDtype } from "./dtypes.js";
+
+/** The safetensors format caps the JSON header at 100 MB; anything larger is corrupt. */
+const MAX_HEADER_BYTES = 100 * 1024 * 1024;
+/** fs reads are limited to 2 GiB per call; embeddings of large models exceed that. */
+const MAX_READ_CHUNK = 1 << 30;
+
+export interface TensorInfo {
+  readonly name: string;
+  readonly dtype: SafetensorsDtype;
+  /** Row-major shape, outermost dimension first (PyTorch order). */
+  readonly shape: readonly number[];
+  readonly byteLength: number;
+  /** Absolute byte offset of the tensor's data in the file. */
+  readonly fileOffset: number;
+}
+
+/** One .safetensors file whose header has been fully validated; tensor data is read on demand. */
+export class SafetensorsFile {
+  private constructor(
+    readonly path: string,
+    private readonly handle: FileHandle,
+    readonly tensors: ReadonlyMap<string, TensorInfo>,
+    readonly metadata: Readonly<Record<string, string>>,
+  ) {}
+
+  static async open(path: string): Promise<SafetensorsFile> {
+    const handle = await open(path, "r").catch((cause: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot open safetensors file (${cause.code ?? cause.message})`, { file: path });
+    });
+    try {
+      const { size } = await handle.stat();
+      const { tensors, metadata } = await readHeader(handle, size, path);
+      return new SafetensorsFile(path, handle, tensors, metadata);
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  /** Reads one tensor's raw little-endian bytes. */
+  async read(name: string): Promise<Buffer> {
+    const info = this.tensors.get(name);
+    if (!info) throw new UserError("no such tensor", { file: this.path, tensor: name });
+    return this.readRange(info.fileOffset, info.byteLength, name);
+  }
+
+  /** Reads `byteLength` bytes starting `offset` bytes into a tensor's data (for row-sliced reads). */
+  async readRange(fileOffset: number, byteLength: number, tensor: string): Promise<Buffer> {
+    const buffer = Buffer.allocUnsafe(byteLength);
+    let done = 0;
+    while (done < byteLength) {
+      const chunk = Math.min(MAX_READ_CHUNK, byteLength - done);
+      const { bytesRead } = await this.handle.read(buffer, done, chunk, fileOffset + done);
+      if (bytesRead === 0) throw new UserError("file ended while reading tensor data (was it truncated while we read it?)", { file: this.path, tensor });
+      done += bytesRead;
+    }
+    return buffer;
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close();
+  }
+}
+
+async function readHeader(handle: FileHandle, fileSize: number, file: string) {
+  const fail = (message: string, tensor?: string): never => {
+    throw new UserError(message, { file, ...(tensor === undefined ? {} : { tensor }) });
+  };
+  if (fileSize < 8) fail(`truncated: the file is ${fileSize} bytes, too short for the 8-byte header length`);
+
+  const lengthBytes = Buffer.alloc(8);
+  await handle.read(lengthBytes, 0, 8, 0);
+  const headerLength = lengthBytes.readBigUInt64LE(0);
+  if (headerLength > BigInt(fileSize - 8)) {
+    fail(`header length ${headerLength} runs past the end of the file (${fileSize} bytes): the file is truncated or not safetensors`);
+  }
+  if (headerLength > BigInt(MAX_HEADER_BYTES)) fail(`header length ${headerLength} exceeds the format's 100 MB limit`);
+
+  const headerBytes = Buffer.alloc(Number(headerLength));
+  await handle.read(headerBytes, 0, headerBytes.length, 8);
+  let header: unknown;
+  try {
+    header = JSON.parse(headerBytes.toString("utf8"));
+  } catch (cause) {
+    fail(`invalid JSON header (${(cause as Error).message})`);
+  }
+  if (typeof header !== "object" || header === null || Array.isArray(header)) fail("invalid header: expected a JSON object of tensors");
+
+  const dataStart = 8 + headerBytes.length;
+  const dataLength = fileSize - dataStart;
+  const tensors = new Map<string, TensorInfo>();
+  let metadata: Record<string, string> = {};
+
+  for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
+    if (name === "__metadata__") {
+      metadata = (entry ?? {}) as Record<string, string>;
+      continue;
+    }
+    const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
+    if (typeof dtype !== "string") fail("header entry has no dtype", name);
+    if (!isSafetensorsDtype(dtype as string)) {
+      fail(`unknown dtype '${dtype}' (safetensors defines ${Object.keys(SAFETENSORS_DTYPES).join(", ")})`, name);
+    }
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) fail(`invalid shape ${JSON.stringify(shape)}`, name);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+      fail(`invalid data_offsets ${JSON.stringify(offsets)}`, name);
+    }
+    const [begin, end] = offsets as [number, number];
+    const typedDtype = dtype as SafetensorsDtype;
+    const dims = shape as number[];
+    const expected = dims.reduce((a, b) => a * b, 1) * SAFETENSORS_DTYPES[typedDtype].bytes;
+    if (end < begin) fail(`data_offsets [${begin}, ${end}] end before they begin`, name);
+    if (end > dataLength) fail(`data_offsets [${begin}, ${end}] out of range: the data section is ${dataLength} bytes (truncated file?)`, name);
+    if (end - begin !== expected) {
+      fail(`shape [${dims.join(", ")}] x ${typedDtype} needs ${expected} bytes but data_offsets [${begin}, ${end}] hold ${end - begin}`, name);
+    }
+    tensors.set(name, { name, dtype: typedDtype, shape: dims, byteLength: expected, fileOffset: dataStart + begin });
+  }
+
+  const byOffset = [...tensors.values()].sort((a, b) => a.fileOffset - b.fileOffset);
+  for (let i = 1; i < byOffset.length; i++) {
+    const previous = byOffset[i - 1]!;
+    const current = byOffset[i]!;
+    if (current.fileOffset < previous.fileOffset + previous.byteLength) {
+      fail(`data overlaps tensor '${previous.name}'`, current.name);
+    }
+  }
+  return { tensors, metadata };
+}

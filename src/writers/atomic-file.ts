@@ -1,0 +1,60 @@
+import { rmSync } from "node:fs";
+import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { UserError } from "../errors.js";
+
+/**
+ * Writes `path` through a temporary file beside it, renamed into place only
+ * when `write` finishes: a failed or interrupted conversion never leaves a
+ * half-written model where the user expects a good one.
+ */
+export async function writeAtomically<T>(path: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+  const directory = dirname(path);
+  const temporary = join(directory, `.${basename(path)}.${process.pid}.partial`);
+  await mkdir(directory, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
+    throw outputError(cause, path);
+  });
+  const handle = await open(temporary, "w").catch((cause: NodeJS.ErrnoException) => {
+    throw outputError(cause, path);
+  });
+  // 'exit' handlers cannot await, so the interrupted case (Ctrl-C) removes the file synchronously.
+  const removeOnExit = () => rmSync(temporary, { force: true });
+  process.once("exit", removeOnExit);
+  try {
+    const result = await write(handle).catch((cause: unknown) => {
+      throw isErrno(cause) ? outputError(cause, path) : cause;
+    });
+    await handle.sync();
+    await handle.close();
+    await rename(temporary, path).catch((cause: NodeJS.ErrnoException) => {
+      throw outputError(cause, path);
+    });
+    return result;
+  } catch (error) {
+    await handle.close().catch(() => {});
+    await rm(temporary, { force: true });
+    throw error;
+  } finally {
+    process.off("exit", removeOnExit);
+  }
+}
+
+function isErrno(error: unknown): error is NodeJS.ErrnoException {
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string";
+}
+
+const OUTPUT_PROBLEMS: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  EFBIG: "file too large for the file system",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  EROFS: "read-only file system",
+  ENOTDIR: "a parent of the output path is not a directory",
+  EISDIR: "the output path is a directory",
+};
+
+function outputError(cause: NodeJS.ErrnoException, path: string): UserError {
+  const problem = OUTPUT_PROBLEMS[cause.code ?? ""] ?? cause.message;
+  return new UserError(`cannot write output: ${problem}; nothing was written`, { file: path });
+}

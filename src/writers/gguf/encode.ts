@@ -1,0 +1,81 @@
+import { GGUFValueType } from "@huggingface/gguf";
+import type { GgufValue } from "./metadata.js";
+
+/** Growable little-endian byte sink for the GGUF header. */
+export class HeaderEncoder {
+  private bytes = new Uint8Array(1 << 16);
+  private view = new DataView(this.bytes.buffer);
+  length = 0;
+
+  private reserve(extra: number): number {
+    const at = this.length;
+    if (at + extra > this.bytes.length) {
+      const grown = new Uint8Array(Math.max(this.bytes.length * 2, at + extra));
+      grown.set(this.bytes.subarray(0, at));
+      this.bytes = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    this.length += extra;
+    return at;
+  }
+
+  u8(v: number) { this.view.setUint8(this.reserve(1), v); }
+  i8(v: number) { this.view.setInt8(this.reserve(1), v); }
+  u16(v: number) { this.view.setUint16(this.reserve(2), v, true); }
+  i16(v: number) { this.view.setInt16(this.reserve(2), v, true); }
+  u32(v: number) { this.view.setUint32(this.reserve(4), v, true); }
+  i32(v: number) { this.view.setInt32(this.reserve(4), v, true); }
+  f32(v: number) { this.view.setFloat32(this.reserve(4), v, true); }
+  f64(v: number) { this.view.setFloat64(this.reserve(8), v, true); }
+  u64(v: bigint | number) { this.view.setBigUint64(this.reserve(8), BigInt(v), true); }
+  i64(v: bigint) { this.view.setBigInt64(this.reserve(8), v, true); }
+
+  raw(data: Uint8Array) {
+    this.bytes.set(data, this.reserve(data.length));
+  }
+
+  /** GGUF strings: u64 byte length, then UTF-8 without a terminator. */
+  string(s: string) {
+    const utf8 = Buffer.from(s, "utf8");
+    this.u64(utf8.length);
+    this.raw(utf8);
+  }
+
+  padTo(alignment: number) {
+    const padding = (alignment - (this.length % alignment)) % alignment;
+    this.reserve(padding); // fresh bytes are zero: reserve only grows into zeroed memory
+  }
+
+  value(v: GgufValue) {
+    switch (v.type) {
+      case GGUFValueType.UINT8: return this.u8(v.value);
+      case GGUFValueType.INT8: return this.i8(v.value);
+      case GGUFValueType.UINT16: return this.u16(v.value);
+      case GGUFValueType.INT16: return this.i16(v.value);
+      case GGUFValueType.UINT32: return this.u32(v.value);
+      case GGUFValueType.INT32: return this.i32(v.value);
+      case GGUFValueType.FLOAT32: return this.f32(v.value);
+      case GGUFValueType.FLOAT64: return this.f64(v.value);
+      case GGUFValueType.UINT64: return this.u64(v.value);
+      case GGUFValueType.INT64: return this.i64(v.value);
+      case GGUFValueType.BOOL: return this.u8(v.value ? 1 : 0);
+      case GGUFValueType.STRING: return this.string(v.value);
+      case GGUFValueType.ARRAY: {
+        this.u32(v.itemType);
+        this.u64(v.value.length);
+        if (v.itemType === GGUFValueType.STRING) {
+          for (const item of v.value as readonly string[]) this.string(item);
+          return;
+        }
+        const write = v.itemType === GGUFValueType.FLOAT32 ? this.f32 : v.itemType === GGUFValueType.INT32 ? this.i32 : this.u32;
+        const items = v.value as ArrayLike<number>;
+        for (let i = 0; i < items.length; i++) write.call(this, items[i]!);
+        return;
+      }
+    }
+  }
+
+  finish(): Uint8Array {
+    return this.bytes.subarray(0, this.length);
+  }
+}

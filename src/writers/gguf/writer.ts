@@ -1,0 +1,102 @@
+import type { FileHandle } from "node:fs/promises";
+import { ggmlTypeName, tensorBytes, type GgmlType } from "../../quant/ggml-types.js";
+import { writeAtomically } from "../atomic-file.js";
+import { HeaderEncoder } from "./encode.js";
+import type { GgufMetadata } from "./metadata.js";
+
+const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
+const GGUF_VERSION = 3;
+export const DEFAULT_ALIGNMENT = 32;
+
+/** A tensor to write: its header entry, and a function that produces its bytes when its turn comes. */
+export interface GgufTensorPlan {
+  readonly name: string;
+  readonly type: GgmlType;
+  /** PyTorch order, outermost first; GGUF stores the reverse (ggml's ne[0] is the row length). */
+  readonly shape: readonly number[];
+  readonly produce: () => Promise<Uint8Array>;
+}
+
+export interface GgufWriteOptions {
+  /** Called after each tensor's bytes reach the file, e.g. for progress. */
+  onTensorWritten?: (tensor: GgufTensorPlan, bytes: number) => void;
+}
+
+/**
+ * Writes a GGUF v3 file. Tensor data is produced and written one tensor at a
+ * time, so memory stays bounded by the largest tensor. The header is written
+ * first, which is possible because each tensor's size follows from its type
+ * and shape alone.
+ */
+export async function writeGguf(
+  path: string,
+  metadata: GgufMetadata,
+  tensors: readonly GgufTensorPlan[],
+  options: GgufWriteOptions = {},
+): Promise<{ bytes: number }> {
+  const alignment = alignmentOf(metadata);
+  const { header, sizes } = encodeHeader(metadata, tensors, alignment);
+  return writeAtomically(path, async (handle) => {
+    let position = await writeAll(handle, header, 0);
+    for (const [i, tensor] of tensors.entries()) {
+      const data = await tensor.produce();
+      if (data.byteLength !== sizes[i]) {
+        throw new Error(`internal: tensor '${tensor.name}' produced ${data.byteLength} bytes, its ${ggmlTypeName(tensor.type)} header says ${sizes[i]}`);
+      }
+      position = await writeAll(handle, data, position);
+      position = await writeAll(handle, new Uint8Array(padding(position, alignment)), position);
+      options.onTensorWritten?.(tensor, data.byteLength);
+    }
+    return { bytes: position };
+  });
+}
+
+function alignmentOf(metadata: GgufMetadata): number {
+  const entry = metadata.get("general.alignment");
+  if (!entry) return DEFAULT_ALIGNMENT;
+  if (typeof entry.value !== "number" || entry.value <= 0 || entry.value % 8 !== 0) {
+    throw new Error(`general.alignment must be a positive multiple of 8, got ${String(entry.value)}`);
+  }
+  return entry.value;
+}
+
+function encodeHeader(metadata: GgufMetadata, tensors: readonly GgufTensorPlan[], alignment: number) {
+  const out = new HeaderEncoder();
+  out.u32(GGUF_MAGIC);
+  out.u32(GGUF_VERSION);
+  out.u64(tensors.length);
+  out.u64(metadata.size);
+  for (const [key, value] of metadata) {
+    out.string(key);
+    out.u32(value.type);
+    out.value(value);
+  }
+  const sizes: number[] = [];
+  let offset = 0;
+  for (const tensor of tensors) {
+    const bytes = tensorBytes(tensor.type, tensor.shape);
+    sizes.push(bytes);
+    out.string(tensor.name);
+    out.u32(tensor.shape.length);
+    for (const dim of [...tensor.shape].reverse()) out.u64(dim);
+    out.u32(tensor.type);
+    out.u64(offset);
+    offset += bytes + padding(offset + bytes, alignment);
+  }
+  out.padTo(alignment);
+  return { header: out.finish(), sizes };
+}
+
+function padding(position: number, alignment: number): number {
+  return (alignment - (position % alignment)) % alignment;
+}
+
+/** Node's write is capped at 2 GiB per call and may write less than asked. */
+async function writeAll(handle: FileHandle, data: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < data.byteLength) {
+    const { bytesWritten } = await handle.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
+    done += bytesWritten;
+  }
+  return position + done;
+}
