@@ -15,7 +15,10 @@ function f32Bits(value: number): number {
 
 /** IEEE binary16 bits of a float32, round-to-nearest-even (what F16C and ggml's software path do). */
 export function f32ToF16Bits(value: number): number {
-  const bits = f32Bits(value);
+  return f32BitsToF16Bits(f32Bits(value));
+}
+
+function f32BitsToF16Bits(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exponent = (bits >>> 23) & 0xff;
   const mantissa = bits & 0x7fffff;
@@ -59,7 +62,10 @@ export function f16BitsToF32(bits: number): number {
 
 /** bfloat16 bits of a float32 as ggml_compute_fp32_to_bf16 computes them. */
 export function f32ToBf16Bits(value: number): number {
-  const bits = f32Bits(value);
+  return f32BitsToBf16Bits(f32Bits(value));
+}
+
+function f32BitsToBf16Bits(bits: number): number {
   if ((bits & 0x7fffffff) > 0x7f800000) return (bits >>> 16) | 64;
   return ((bits + (0x7fff + ((bits >>> 16) & 1))) >>> 16) & 0xffff;
 }
@@ -89,14 +95,13 @@ export function encodeFloats(values: Float32Array, dtype: FloatDtype): Uint8Arra
   switch (dtype) {
     case "F32":
       return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    case "F16": {
-      const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = f32ToF16Bits(values[i]!);
-      return new Uint8Array(out.buffer);
-    }
+    case "F16":
     case "BF16": {
+      // Work on the float32 bit patterns directly: far faster than a DataView per element.
+      const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+      const convert = dtype === "F16" ? f32BitsToF16Bits : f32BitsToBf16Bits;
       const out = new Uint16Array(values.length);
-      for (let i = 0; i < values.length; i++) out[i] = f32ToBf16Bits(values[i]!);
+      for (let i = 0; i < values.length; i++) out[i] = convert(bits[i]!);
       return new Uint8Array(out.buffer);
     }
   }

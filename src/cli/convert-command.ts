@@ -1,0 +1,65 @@
+import { basename, resolve } from "node:path";
+import { Command, Option } from "commander";
+import { convertToGguf } from "../convert.js";
+import { UserError } from "../errors.js";
+import { SCHEME_FOR_BITS, SCHEMES, resolveScheme } from "../quant/schemes.js";
+import { formatBytes, ProgressBar } from "./progress.js";
+
+interface ConvertFlags {
+  to: "gguf" | "onnx" | "mlx";
+  bits?: string;
+  scheme?: string;
+  output?: string;
+  threads?: string;
+  json?: boolean;
+  progress: boolean;
+}
+
+export function convertCommand(): Command {
+  return new Command("convert")
+    .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
+    .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files) or a .safetensors file")
+    .addOption(new Option("--to <format>", "output format").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
+    .addOption(new Option("--bits <bits>", "short form of --scheme: 32 -> f32, 16 -> f16, 8 -> q8_0, 4 -> q4_k_m, 1.58 -> tq1_0").choices(Object.keys(SCHEME_FOR_BITS)))
+    .option("--scheme <name>", `GGUF type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
+    .option("-o, --output <path>", "output file (GGUF); default: <model folder name>-<scheme>.gguf in the current folder")
+    .option("--threads <n>", "worker threads for quantization (default: available cores)")
+    .option("--json", "print a machine-readable report on stdout (progress and warnings still go to stderr)")
+    .option("--no-progress", "do not show progress on stderr")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ edgequant convert ./TinyLlama-1.1B --to gguf                 # F16 GGUF, like convert_hf_to_gguf.py
+  $ edgequant convert ./Qwen3-0.6B --to gguf --scheme bf16 -o qwen3.gguf
+  $ edgequant convert model.safetensors --to gguf --bits 32 --json
+
+The output is written to a temporary file beside the destination and renamed
+only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
+    )
+    .action(async (source: string, flags: ConvertFlags) => {
+      if (flags.to !== "gguf") throw new UserError(`--to ${flags.to} is not available in this version yet; use --to gguf`);
+      if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
+        throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
+      }
+      const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
+      const output = resolve(flags.output ?? `${basename(resolve(source))}-${scheme.name}.gguf`);
+      const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
+      const report = await convertToGguf({
+        source,
+        output,
+        scheme,
+        onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
+      });
+      progress.finish();
+      for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
+      if (flags.json) {
+        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+      } else {
+        const tokenizer = report.tokenizer.pre ? `${report.tokenizer.model}/${report.tokenizer.pre}` : report.tokenizer.model;
+        process.stdout.write(
+          `wrote ${report.output}\n  ${report.architecture}, ${report.scheme}, ${report.tensors} tensors, ${formatBytes(report.bytes)}, tokenizer ${tokenizer}\n`,
+        );
+      }
+    });
+}

@@ -1,0 +1,39 @@
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { UserError } from "../errors.js";
+import { convertCommand } from "./convert-command.js";
+import { inspectCommand } from "./inspect-command.js";
+
+export const EXIT_OK = 0;
+export const EXIT_INTERNAL = 1;
+export const EXIT_USER_ERROR = 2;
+
+const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+
+/** Runs the CLI and resolves to the process exit code; never calls process.exit itself. */
+export async function main(argv: readonly string[]): Promise<number> {
+  const program = new Command("edgequant")
+    .description("Turn Hugging Face safetensors checkpoints into GGUF models for phones, laptops and small boards.")
+    .version(version)
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride()
+    .addCommand(convertCommand().exitOverride())
+    .addCommand(inspectCommand().exitOverride());
+  // Ctrl-C: exit through 'exit' handlers, which remove partial output files.
+  process.once("SIGINT", () => process.exit(130));
+  try {
+    await program.parseAsync(argv);
+    return EXIT_OK;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      const informational = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code);
+      return informational ? EXIT_OK : EXIT_USER_ERROR;
+    }
+    if (error instanceof UserError) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return EXIT_USER_ERROR;
+    }
+    process.stderr.write(`internal error (please report it): ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    return EXIT_INTERNAL;
+  }
+}

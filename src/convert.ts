@@ -1,0 +1,99 @@
+import { basename } from "node:path";
+import { resolveArchitecture } from "./arch/index.js";
+import { planGguf, type PlannedTensor } from "./plan/gguf-plan.js";
+import { openCheckpoint } from "./readers/checkpoint.js";
+import { encodeTensor } from "./quant/encode-tensor.js";
+import { tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
+import type { Scheme } from "./quant/schemes.js";
+import { readVocabulary, vocabularyMetadata } from "./tokenizer/index.js";
+import type { GgufMetadata } from "./writers/gguf/metadata.js";
+import { writeGguf } from "./writers/gguf/writer.js";
+
+export interface ConversionProgress {
+  readonly tensor: string;
+  readonly doneBytes: number;
+  readonly totalBytes: number;
+}
+
+export interface GgufConversionOptions {
+  readonly source: string;
+  readonly output: string;
+  readonly scheme: Scheme;
+  readonly onProgress?: (progress: ConversionProgress) => void;
+}
+
+export interface ConversionReport {
+  readonly output: string;
+  readonly format: "gguf";
+  readonly architecture: string;
+  readonly scheme: string;
+  readonly tensors: number;
+  readonly bytes: number;
+  readonly tokenizer: { readonly model: string; readonly pre?: string };
+  readonly warnings: readonly string[];
+}
+
+/** safetensors checkpoint -> GGUF: read, plan, encode and write, one tensor in memory at a time. */
+export async function convertToGguf(options: GgufConversionOptions): Promise<ConversionReport> {
+  const checkpoint = await openCheckpoint(options.source);
+  try {
+    const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
+    const modelName = basename(checkpoint.directory);
+    const plan = planGguf(checkpoint, architecture, options.scheme, modelName);
+    const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
+    const vocabularyKeys = vocabularyMetadata(vocabulary);
+    const metadata = new Map([...plan.metadata, ...vocabularyKeys]);
+
+    const warnings: string[] = [];
+    const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
+    let doneBytes = 0;
+    const written = await writeGguf(
+      options.output,
+      metadata,
+      plan.tensors.map((tensor) => ({
+        name: tensor.name,
+        type: tensor.type,
+        shape: tensor.shape,
+        produce: async () => {
+          const encoded = await encodeTensor(tensor);
+          warnings.push(...tensorWarnings(tensor, encoded.nonFiniteInSource, encoded.overflowed));
+          return encoded.bytes;
+        },
+      })),
+      {
+        onTensorWritten: (tensor, bytes) => {
+          doneBytes += bytes;
+          options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
+        },
+      },
+    );
+    return {
+      output: options.output,
+      format: "gguf",
+      architecture: architecture.gguf,
+      scheme: options.scheme.name,
+      tensors: plan.tensors.length,
+      bytes: written.bytes,
+      tokenizer: tokenizerSummary(vocabularyKeys),
+      warnings,
+    };
+  } finally {
+    await checkpoint.close();
+  }
+}
+
+function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: number): string[] {
+  const source = tensor.origin.kind === "checkpoint" ? tensor.origin.tensor.name : tensor.name;
+  const warnings: string[] = [];
+  if (nonFinite > 0) warnings.push(`tensor '${source}': ${nonFinite} NaN/Inf values in the source, converted as they are; the model may produce NaN`);
+  if (overflowed > 0) {
+    warnings.push(`tensor '${source}': ${overflowed} values exceed the ${ggmlTypeName(tensor.type)} range and became ±Inf; use --scheme bf16 or f32`);
+  }
+  return warnings;
+}
+
+function tokenizerSummary(metadata: GgufMetadata): ConversionReport["tokenizer"] {
+  const model = metadata.get("tokenizer.ggml.model")?.value;
+  const pre = metadata.get("tokenizer.ggml.pre")?.value;
+  return { model: String(model), ...(typeof pre === "string" ? { pre } : {}) };
+}
