@@ -1,0 +1,113 @@
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { convertToGguf } from "../src/convert.js";
+import { resolveScheme } from "../src/quant/schemes.js";
+import { CORPUS, TINY_LLAMA, tempDir } from "./support/cli.js";
+import { disposeLlamaCpp, lastLlamaCppRun, llamaCppLogits, llamaCppTokenize } from "./support/llama-cpp.js";
+import { referenceLogits } from "./support/reference-forward.js";
+import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
+
+const dir = tempDir();
+afterAll(async () => {
+  await disposeLlamaCpp();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Three held-out passages of different kinds, cut from the test corpus. */
+const corpus = readFileSync(CORPUS, "utf8");
+const PROMPTS = [corpus.slice(0, 200), corpus.slice(20_000, 20_300), corpus.slice(150_000, 150_250)];
+
+interface Agreement {
+  maxAbsDiff: number;
+  maxAbsLogit: number;
+  top1Mismatches: number;
+  positions: number;
+}
+
+function compare(actual: Float32Array[], expected: Float32Array[]): Agreement {
+  expect(actual.length).toBe(expected.length);
+  let maxAbsDiff = 0;
+  let maxAbsLogit = 0;
+  let top1Mismatches = 0;
+  for (const [position, row] of actual.entries()) {
+    const reference = expected[position]!;
+    expect(row.length).toBe(reference.length);
+    for (let v = 0; v < row.length; v++) {
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(row[v]! - reference[v]!));
+      maxAbsLogit = Math.max(maxAbsLogit, Math.abs(reference[v]!));
+    }
+    if (argmax(row) !== argmax(reference)) top1Mismatches++;
+  }
+  return { maxAbsDiff, maxAbsLogit, top1Mismatches, positions: actual.length };
+}
+
+function argmax(values: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i]! > values[best]!) best = i;
+  return best;
+}
+
+async function convert(source: string, scheme: string): Promise<string> {
+  const output = join(dir, `${source.split("/").at(-1)}-${scheme}.gguf`);
+  await convertToGguf({ source, output, scheme: resolveScheme({ scheme }) });
+  return output;
+}
+
+/** Logits of llama.cpp running our GGUF against the reference forward pass on the source checkpoint. */
+async function agreement(source: string, gguf: string): Promise<Agreement> {
+  const all: Agreement = { maxAbsDiff: 0, maxAbsLogit: 0, top1Mismatches: 0, positions: 0 };
+  for (const prompt of PROMPTS) {
+    const tokens = (await llamaCppTokenize(gguf, prompt)).slice(0, 64);
+    const result = compare(await llamaCppLogits(gguf, tokens), referenceLogits(source, tokens));
+    all.maxAbsDiff = Math.max(all.maxAbsDiff, result.maxAbsDiff);
+    all.maxAbsLogit = Math.max(all.maxAbsLogit, result.maxAbsLogit);
+    all.top1Mismatches += result.top1Mismatches;
+    all.positions += result.positions;
+  }
+  const run = lastLlamaCppRun();
+  console.log(
+    `${gguf.split("/").at(-1)}: ${all.positions} positions over ${PROMPTS.length} prompts, max |diff| ${all.maxAbsDiff.toExponential(2)} ` +
+      `(|logits| up to ${all.maxAbsLogit.toFixed(1)}), top-1 mismatches ${all.top1Mismatches}, KV cache K=${run?.kvCacheKeyType} V=${run?.kvCacheValueType}`,
+  );
+  return all;
+}
+
+describe("llama.cpp computes the reference logits from our F32 GGUF of the trained tiny Llama", () => {
+  it("same top-1 at every position of 3 prompts, max |diff| <= 5e-3", async () => {
+    const result = await agreement(TINY_LLAMA, await convert(TINY_LLAMA, "f32"));
+    expect(result.positions).toBeGreaterThanOrEqual(3 * 40);
+    expect(result.top1Mismatches).toBe(0);
+    expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-3);
+  });
+});
+
+describe("F16 output stays close to the reference", () => {
+  // The BF16 source has 8 mantissa bits, F16 has 10: every BF16 weight of normal size is exact in F16,
+  // so F16 output differs from the reference only by llama.cpp's F16 matmul path (activations rounded to F16).
+  it("same top-1 at every position, max |diff| <= 5e-2 (measured below)", async () => {
+    const result = await agreement(TINY_LLAMA, await convert(TINY_LLAMA, "f16"));
+    expect(result.top1Mismatches).toBe(0);
+    expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-2);
+  });
+});
+
+const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
+  qwen2: "q/k/v biases, NeoX RoPE",
+  qwen3: "q_norm/k_norm, explicit head_dim",
+};
+
+for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<SyntheticModelType, "llama">, string][]) {
+  describe(`llama.cpp computes the reference logits from our F32 GGUF of a tiny ${modelType} (${features})`, () => {
+    it("same top-1 at every position of 3 prompts, max |diff| <= 5e-3", async () => {
+      const source = join(dir, modelType);
+      writeSyntheticCheckpoint(source, {
+        modelType, hidden: 128, layers: 3, heads: 4, kvHeads: 2, headDim: modelType === "qwen3" ? 48 : 32,
+        intermediate: 320, vocab: 4096, seed: 7, dtype: "BF16",
+      });
+      const result = await agreement(source, await convert(source, "f32"));
+      expect(result.top1Mismatches).toBe(0);
+      expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-3);
+    });
+  });
+}
