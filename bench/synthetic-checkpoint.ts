@@ -6,7 +6,7 @@ export const BENCH_SHAPES = {
   tinyllama1b: { hidden: 2048, layers: 22, heads: 32, kvHeads: 4, intermediate: 5632, vocab: 32000 },
 } as const;
 
-export type BenchShape = (typeof BENCH_SHAPES)[keyof typeof BENCH_SHAPES];
+export interface BenchShape { hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab: number }
 
 const REPO_ROOT = resolve(import.meta.dirname, "..");
 const CACHE = join(REPO_ROOT, ".cache/bench");

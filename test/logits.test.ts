@@ -73,22 +73,31 @@ async function agreement(source: string, gguf: string): Promise<Agreement> {
   return all;
 }
 
+/**
+ * The issue's bound is 5e-3, set for llama.cpp's default F16 KV cache. The harness runs llama.cpp
+ * with an F32 KV cache, where the only differences left are float32 summation order: 1e-4 then.
+ */
+function f32Tolerance(): number {
+  return lastLlamaCppRun()?.kvCacheKeyType === "f32" && lastLlamaCppRun()?.kvCacheValueType === "f32" ? 1e-4 : 5e-3;
+}
+
 describe("llama.cpp computes the reference logits from our F32 GGUF of the trained tiny Llama", () => {
-  it("same top-1 at every position of 3 prompts, max |diff| <= 5e-3", async () => {
+  it("same top-1 at every position of 3 prompts, max |diff| <= 1e-4 with an F32 KV cache (5e-3 with F16)", async () => {
     const result = await agreement(TINY_LLAMA, await convert(TINY_LLAMA, "f32"));
     expect(result.positions).toBeGreaterThanOrEqual(3 * 40);
     expect(result.top1Mismatches).toBe(0);
-    expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-3);
+    expect(result.maxAbsDiff).toBeLessThanOrEqual(f32Tolerance());
   });
 });
 
 describe("F16 output stays close to the reference", () => {
   // The BF16 source has 8 mantissa bits, F16 has 10: every BF16 weight of normal size is exact in F16,
-  // so F16 output differs from the reference only by llama.cpp's F16 matmul path (activations rounded to F16).
-  it("same top-1 at every position, max |diff| <= 5e-2 (measured below)", async () => {
+  // so F16 output differs from the reference only by llama.cpp's F16 matmul path, which rounds the
+  // activations to F16 before each dot product. Measured: 3.2e-3 with |logits| up to 19; bound 1e-2.
+  it("same top-1 at every position, max |diff| <= 1e-2", async () => {
     const result = await agreement(TINY_LLAMA, await convert(TINY_LLAMA, "f16"));
     expect(result.top1Mismatches).toBe(0);
-    expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-2);
+    expect(result.maxAbsDiff).toBeLessThanOrEqual(1e-2);
   });
 });
 
@@ -99,7 +108,7 @@ const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
 
 for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<SyntheticModelType, "llama">, string][]) {
   describe(`llama.cpp computes the reference logits from our F32 GGUF of a tiny ${modelType} (${features})`, () => {
-    it("same top-1 at every position of 3 prompts, max |diff| <= 5e-3", async () => {
+    it("same top-1 at every position of 3 prompts, max |diff| <= 1e-4 with an F32 KV cache (5e-3 with F16)", async () => {
       const source = join(dir, modelType);
       writeSyntheticCheckpoint(source, {
         modelType, hidden: 128, layers: 3, heads: 4, kvHeads: 2, headDim: modelType === "qwen3" ? 48 : 32,
@@ -107,7 +116,7 @@ for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<Synthe
       });
       const result = await agreement(source, await convert(source, "f32"));
       expect(result.top1Mismatches).toBe(0);
-      expect(result.maxAbsDiff).toBeLessThanOrEqual(5e-3);
+      expect(result.maxAbsDiff).toBeLessThanOrEqual(f32Tolerance());
     });
   });
 }

@@ -12,7 +12,8 @@ export async function writeAtomically<T>(path: string, write: (handle: FileHandl
   const directory = dirname(path);
   const temporary = join(directory, `.${basename(path)}.${process.pid}.partial`);
   await mkdir(directory, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
-    throw outputError(cause, path);
+    // mkdir -p reports a file in the way as EEXIST.
+    throw outputError(cause.code === "EEXIST" ? { ...cause, code: "ENOTDIR" } : cause, path);
   });
   const handle = await open(temporary, "w").catch((cause: NodeJS.ErrnoException) => {
     throw outputError(cause, path);
