@@ -54,10 +54,10 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
         name: tensor.name,
         type: tensor.type,
         shape: tensor.shape,
-        produce: async () => {
-          const encoded = await encodeTensor(tensor);
-          warnings.push(...tensorWarnings(tensor, encoded.nonFiniteInSource, encoded.overflowed));
-          return encoded.bytes;
+        produce: async function* () {
+          const stats = { nonFiniteInSource: 0, overflowed: 0 };
+          yield* encodeTensor(tensor, stats);
+          warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
         },
       })),
       {

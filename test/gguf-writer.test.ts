@@ -12,7 +12,7 @@ const dir = tempDir();
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 function tensor(name: string, type: GgmlType, shape: number[], fill: number): GgufTensorPlan {
-  return { name, type, shape, produce: async () => new Uint8Array(tensorBytes(type, shape)).fill(fill) };
+  return { name, type, shape, produce: async function* () { yield new Uint8Array(tensorBytes(type, shape)).fill(fill); } };
 }
 
 async function parse(path: string) {
@@ -75,6 +75,16 @@ describe("GGUF v3 files we write are read back exactly by @huggingface/gguf", ()
     }
   });
 
+  it("a vocabulary-sized header (150k strings, scores and types) round-trips", async () => {
+    const tokens = Array.from({ length: 150_000 }, (_, i) => `tok${i}▁`);
+    const path = join(dir, "vocab.gguf");
+    await writeGguf(path, new Map([["tokens", strings(tokens)], ["scores", f32s(new Float32Array(150_000).fill(-1))], ["after", u32(7)]]), [tensor("t", GgmlType.F32, [1000], 9)]);
+    const parsed = await parse(path);
+    expect(parsed.typedMetadata["tokens"]?.value).toEqual(tokens);
+    expect(parsed.typedMetadata["after"]?.value).toBe(7);
+    expect(parsed.tensorInfos).toHaveLength(1);
+  });
+
   it("general.alignment is honoured", async () => {
     const path = join(dir, "aligned.gguf");
     await writeGguf(path, new Map([["general.alignment", u32(64)]]), [tensor("a", GgmlType.F32, [3], 1), tensor("b", GgmlType.F32, [3], 2)]);
@@ -107,7 +117,7 @@ describe("GGUF v3 files we write are read back exactly by @huggingface/gguf", ()
 describe("a failed write leaves nothing at the destination", () => {
   it("an error while producing a tensor removes the temporary file", async () => {
     const path = join(dir, "failed.gguf");
-    const failing: GgufTensorPlan = { name: "x", type: GgmlType.F32, shape: [4], produce: async () => { throw new Error("boom"); } };
+    const failing: GgufTensorPlan = { name: "x", type: GgmlType.F32, shape: [4], produce: async function* () { yield new Uint8Array(8); throw new Error("boom"); } };
     await expect(writeGguf(path, new Map(), [tensor("ok", GgmlType.F32, [4], 0), failing])).rejects.toThrow("boom");
     expect(readdirSync(dir).filter((name) => name.includes("failed"))).toEqual([]);
   });

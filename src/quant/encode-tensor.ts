@@ -1,16 +1,20 @@
 import type { PlannedTensor } from "../plan/gguf-plan.js";
+import type { CheckpointTensor } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
 import { SAFETENSORS_DTYPES } from "../readers/dtypes.js";
-import { decodeFloats, encodeFloats } from "./float.js";
+import { convertFloats, countNonFinite, encodeFloats } from "./float.js";
 import { GgmlType, ggmlTypeName } from "./ggml-types.js";
 
-export interface EncodedTensor {
-  readonly bytes: Uint8Array;
+/** Value problems found while encoding a tensor, reported as warnings. */
+export interface EncodingStats {
   /** NaN/Inf values in the source. */
-  readonly nonFiniteInSource: number;
+  nonFiniteInSource: number;
   /** Finite source values that became ±Inf because the output type's range is smaller (F16). */
-  readonly overflowed: number;
+  overflowed: number;
 }
+
+/** Source bytes read per chunk: large enough for fast I/O, small against any model's memory. */
+const CHUNK_BYTES = 16 << 20;
 
 const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
   [GgmlType.F32]: "F32",
@@ -18,22 +22,43 @@ const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
   [GgmlType.BF16]: "BF16",
 };
 
-/** Reads a planned tensor's source and encodes it in its output type. */
-export async function encodeTensor(tensor: PlannedTensor): Promise<EncodedTensor> {
+/**
+ * Reads a planned tensor's source and yields it encoded in its output type,
+ * a chunk of whole rows at a time, counting value problems into `stats`.
+ */
+export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats): AsyncGenerator<Uint8Array> {
   const outputDtype = FLOAT_OUTPUT[tensor.type];
   if (!outputDtype) throw new Error(`internal: no encoder for ${ggmlTypeName(tensor.type)} yet`);
   const origin = tensor.origin;
   if (origin.kind === "generated") {
-    return { bytes: encodeFloats(origin.values, outputDtype), nonFiniteInSource: 0, overflowed: 0 };
+    yield encodeFloats(origin.values, outputDtype);
+    return;
   }
   const source = origin.tensor;
-  let raw: Uint8Array = await source.file.read(source.name);
-  if (origin.ropeHeads !== undefined) raw = interleaveRopeRows(raw, source.shape, origin.ropeHeads, SAFETENSORS_DTYPES[source.dtype].bytes);
   const dtype = source.dtype as FloatDtype;
-  const nonFiniteInSource = countNonFinite(raw, dtype);
-  if (dtype === outputDtype) return { bytes: raw, nonFiniteInSource, overflowed: 0 };
-  const bytes = encodeFloats(decodeFloats(raw, dtype), outputDtype);
-  return { bytes, nonFiniteInSource, overflowed: countNonFinite(bytes, outputDtype) - nonFiniteInSource };
+  for await (const raw of sourceChunks(source, origin.ropeHeads)) {
+    const nonFinite = countNonFinite(raw, dtype);
+    stats.nonFiniteInSource += nonFinite;
+    const encoded = convertFloats(raw, dtype, outputDtype);
+    if (encoded !== raw) stats.overflowed += countNonFinite(encoded, outputDtype) - nonFinite;
+    yield encoded;
+  }
+}
+
+/** The tensor's raw bytes in row chunks; RoPE-interleaved tensors (Q/K, a few MB) are read whole. */
+async function* sourceChunks(source: CheckpointTensor, ropeHeads: number | undefined): AsyncGenerator<Uint8Array> {
+  const elementBytes = SAFETENSORS_DTYPES[source.dtype].bytes;
+  if (ropeHeads !== undefined) {
+    yield interleaveRopeRows(await source.file.read(source.name), source.shape, ropeHeads, elementBytes);
+    return;
+  }
+  const rows = source.shape.length > 1 ? source.shape[0]! : 1;
+  const rowBytes = source.byteLength / Math.max(rows, 1);
+  const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(rowBytes, 1)));
+  for (let row = 0; row < rows; row += rowsPerChunk) {
+    const count = Math.min(rowsPerChunk, rows - row);
+    yield source.file.readRange(source.fileOffset + row * rowBytes, count * rowBytes, source.name);
+  }
 }
 
 /**
@@ -43,7 +68,7 @@ export async function encodeTensor(tensor: PlannedTensor): Promise<EncodedTensor
  */
 export function interleaveRopeRows(raw: Uint8Array, shape: readonly number[], heads: number, elementBytes: number): Uint8Array {
   const rows = shape[0]!;
-  const rowBytes = (shape.slice(1).reduce((a, b) => a * b, 1)) * elementBytes;
+  const rowBytes = shape.slice(1).reduce((a, b) => a * b, 1) * elementBytes;
   const rowsPerHead = rows / heads;
   if (!Number.isInteger(rowsPerHead) || rowsPerHead % 2 !== 0) {
     throw new Error(`internal: ${rows} rows cannot be split into ${heads} heads of an even size`);
@@ -60,17 +85,4 @@ export function interleaveRopeRows(raw: Uint8Array, shape: readonly number[], he
     }
   }
   return out;
-}
-
-/** Counts NaN and ±Inf by their all-ones exponent, without decoding. */
-export function countNonFinite(bytes: Uint8Array, dtype: FloatDtype): number {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  let count = 0;
-  if (dtype === "F32") {
-    for (let i = 0; i < bytes.byteLength; i += 4) if ((view.getUint32(i, true) & 0x7f800000) === 0x7f800000) count++;
-  } else {
-    const mask = dtype === "F16" ? 0x7c00 : 0x7f80;
-    for (let i = 0; i < bytes.byteLength; i += 2) if ((view.getUint16(i, true) & mask) === mask) count++;
-  }
-  return count;
 }

@@ -108,6 +108,49 @@ export function encodeFloats(values: Float32Array, dtype: FloatDtype): Uint8Arra
 }
 
 /**
+ * 16-bit to 16-bit conversions are a pure function of 65536 inputs: a table
+ * makes BF16 -> F16 (the common case for Hub checkpoints) one load per value.
+ */
+const halfToHalfTables = new Map<string, Uint16Array>();
+function halfToHalfTable(from: "F16" | "BF16", to: "F16" | "BF16"): Uint16Array {
+  const key = `${from}>${to}`;
+  let table = halfToHalfTables.get(key);
+  if (!table) {
+    const all = new Uint16Array(65536).map((_, i) => i);
+    table = new Uint16Array(alignedBuffer(encodeFloats(decodeFloats(new Uint8Array(all.buffer), from), to)));
+    halfToHalfTables.set(key, table);
+  }
+  return table;
+}
+
+/** Converts little-endian float bytes between dtypes, with ggml's rounding. */
+export function convertFloats(bytes: Uint8Array, from: FloatDtype, to: FloatDtype): Uint8Array {
+  if (from === to) return bytes;
+  if (from !== "F32" && to !== "F32") {
+    const table = halfToHalfTable(from, to);
+    const input = new Uint16Array(alignedBuffer(bytes), 0, bytes.byteLength / 2);
+    const out = new Uint16Array(input.length);
+    for (let i = 0; i < input.length; i++) out[i] = table[input[i]!]!;
+    return new Uint8Array(out.buffer);
+  }
+  return encodeFloats(decodeFloats(bytes, from), to);
+}
+
+/** Counts NaN and ±Inf by their all-ones exponent, without decoding. */
+export function countNonFinite(bytes: Uint8Array, dtype: FloatDtype): number {
+  let count = 0;
+  if (dtype === "F32") {
+    const words = new Uint32Array(alignedBuffer(bytes), 0, bytes.byteLength / 4);
+    for (let i = 0; i < words.length; i++) if ((words[i]! & 0x7f800000) === 0x7f800000) count++;
+  } else {
+    const mask = dtype === "F16" ? 0x7c00 : 0x7f80;
+    const halves = new Uint16Array(alignedBuffer(bytes), 0, bytes.byteLength / 2);
+    for (let i = 0; i < halves.length; i++) if ((halves[i]! & mask) === mask) count++;
+  }
+  return count;
+}
+
+/**
  * An ArrayBuffer holding exactly `bytes`, starting at offset 0: typed-array views
  * need aligned offsets, and small Node Buffers live inside a shared pool.
  */

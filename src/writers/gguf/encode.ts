@@ -32,7 +32,8 @@ export class HeaderEncoder {
   i64(v: bigint) { const at = this.reserve(8); this.view.setBigInt64(at, v, true); }
 
   raw(data: Uint8Array) {
-    this.bytes.set(data, this.reserve(data.length));
+    const at = this.reserve(data.length);
+    this.bytes.set(data, at);
   }
 
   /** GGUF strings: u64 byte length, then UTF-8 without a terminator. */

@@ -8,13 +8,14 @@ const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 const GGUF_VERSION = 3;
 export const DEFAULT_ALIGNMENT = 32;
 
-/** A tensor to write: its header entry, and a function that produces its bytes when its turn comes. */
+/** A tensor to write: its header entry, and a function that produces its bytes, in order, when its turn comes. */
 export interface GgufTensorPlan {
   readonly name: string;
   readonly type: GgmlType;
   /** PyTorch order, outermost first; GGUF stores the reverse (ggml's ne[0] is the row length). */
   readonly shape: readonly number[];
-  readonly produce: () => Promise<Uint8Array>;
+  /** Chunks of the tensor's bytes; chunking keeps memory bounded below the tensor's size. */
+  readonly produce: () => AsyncIterable<Uint8Array>;
 }
 
 export interface GgufWriteOptions {
@@ -23,8 +24,8 @@ export interface GgufWriteOptions {
 }
 
 /**
- * Writes a GGUF v3 file. Tensor data is produced and written one tensor at a
- * time, so memory stays bounded by the largest tensor. The header is written
+ * Writes a GGUF v3 file. Tensor data is produced and written chunk by chunk,
+ * so memory stays bounded by the largest chunk. The header is written
  * first, which is possible because each tensor's size follows from its type
  * and shape alone.
  */
@@ -39,13 +40,16 @@ export async function writeGguf(
   return writeAtomically(path, async (handle) => {
     let position = await writeAll(handle, header, 0);
     for (const [i, tensor] of tensors.entries()) {
-      const data = await tensor.produce();
-      if (data.byteLength !== sizes[i]) {
-        throw new Error(`internal: tensor '${tensor.name}' produced ${data.byteLength} bytes, its ${ggmlTypeName(tensor.type)} header says ${sizes[i]}`);
+      let written = 0;
+      for await (const chunk of tensor.produce()) {
+        position = await writeAll(handle, chunk, position);
+        written += chunk.byteLength;
       }
-      position = await writeAll(handle, data, position);
+      if (written !== sizes[i]) {
+        throw new Error(`internal: tensor '${tensor.name}' produced ${written} bytes, its ${ggmlTypeName(tensor.type)} header says ${sizes[i]}`);
+      }
       position = await writeAll(handle, new Uint8Array(padding(position, alignment)), position);
-      options.onTensorWritten?.(tensor, data.byteLength);
+      options.onTensorWritten?.(tensor, written);
     }
     return { bytes: position };
   });
