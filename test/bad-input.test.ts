@@ -167,3 +167,23 @@ describe("an output location that cannot take the file leaves nothing behind", (
     }
   });
 });
+
+describe("bad flags exit with code 2 and say what is accepted", () => {
+  const cases: [string[], RegExp][] = [
+    [["convert", TINY_LLAMA, "--to", "tflite"], /argument 'tflite' is invalid\. Allowed choices are gguf, onnx, mlx/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--bits", "3"], /argument '3' is invalid\. Allowed choices are 32, 16, 8, 4, 1\.58/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q9_k"], /unknown scheme 'q9_k'; schemes: f32, f16, bf16, q8_0/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "f16", "--bits", "16"], /give --scheme or --bits, not both/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--threads", "0"], /--threads must be a positive integer, got '0'/],
+    [["convert", TINY_LLAMA], /required option '--to <format>' not specified/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--frobnicate"], /unknown option '--frobnicate'/],
+  ];
+  for (const [args, message] of cases) {
+    it(args.slice(2).join(" ") || "missing --to", () => {
+      const result = runCli([...args, "-o", join(outDir, "flags.gguf")]);
+      expect(result.stderr).toMatch(message);
+      expect(result.code).toBe(2);
+      expect(existsSync(join(outDir, "flags.gguf"))).toBe(false);
+    });
+  }
+});

@@ -2,7 +2,7 @@ import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { convertToGguf } from "../convert.js";
 import { UserError } from "../errors.js";
-import { SCHEME_FOR_BITS, SCHEMES, resolveScheme } from "../quant/schemes.js";
+import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { formatBytes, ProgressBar } from "./progress.js";
 
 interface ConvertFlags {
@@ -20,7 +20,9 @@ export function convertCommand(): Command {
     .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
     .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files) or a .safetensors file")
     .addOption(new Option("--to <format>", "output format").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
-    .addOption(new Option("--bits <bits>", "short form of --scheme: 32 -> f32, 16 -> f16, 8 -> q8_0, 4 -> q4_k_m, 1.58 -> tq1_0").choices(Object.keys(SCHEME_FOR_BITS)))
+    .addOption(
+      new Option("--bits <bits>", `short form of --scheme: ${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}`).choices([...BITS_SHORTHANDS.keys()]),
+    )
     .option("--scheme <name>", `GGUF type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
     .option("-o, --output <path>", "output file (GGUF); default: <model folder name>-<scheme>.gguf in the current folder")
     .option("--threads <n>", "worker threads for quantization (default: available cores)")

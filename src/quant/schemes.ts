@@ -39,7 +39,7 @@ export const SCHEMES: readonly Scheme[] = [
 ];
 
 /** `--bits` is shorthand for the scheme most users want at that size. */
-export const SCHEME_FOR_BITS: Readonly<Record<string, string>> = { "32": "f32", "16": "f16", "8": "q8_0", "4": "q4_k_m", "1.58": "tq1_0" };
+export const BITS_SHORTHANDS: ReadonlyMap<string, string> = new Map([["32", "f32"], ["16", "f16"], ["8", "q8_0"], ["4", "q4_k_m"], ["1.58", "tq1_0"]]);
 
 export function availableSchemes(): string[] {
   return SCHEMES.filter((s) => s.available).map((s) => s.name);
@@ -47,8 +47,8 @@ export function availableSchemes(): string[] {
 
 export function resolveScheme(options: { scheme?: string; bits?: string }): Scheme {
   if (options.scheme !== undefined && options.bits !== undefined) throw new UserError("give --scheme or --bits, not both");
-  const name = options.scheme?.toLowerCase() ?? SCHEME_FOR_BITS[options.bits ?? "16"];
-  if (name === undefined) throw new UserError(`--bits must be one of ${Object.keys(SCHEME_FOR_BITS).join(", ")}; got '${options.bits}'`);
+  const name = options.scheme?.toLowerCase() ?? BITS_SHORTHANDS.get(options.bits ?? "16");
+  if (name === undefined) throw new UserError(`--bits must be one of ${[...BITS_SHORTHANDS.keys()].join(", ")}; got '${options.bits}'`);
   const found = SCHEMES.find((s) => s.name === name);
   if (!found) throw new UserError(`unknown scheme '${name}'; schemes: ${SCHEMES.map((s) => s.name).join(", ")}`);
   if (!found.available) {
