@@ -5,8 +5,7 @@ import { openCheckpoint } from "./readers/checkpoint.js";
 import { encodeTensor } from "./quant/encode-tensor.js";
 import { tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
 import type { Scheme } from "./quant/schemes.js";
-import { readVocabulary, vocabularyMetadata } from "./tokenizer/index.js";
-import type { GgufMetadata } from "./writers/gguf/metadata.js";
+import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "./tokenizer/index.js";
 import { writeGguf } from "./writers/gguf/writer.js";
 
 export interface ConversionProgress {
@@ -29,7 +28,7 @@ export interface ConversionReport {
   readonly scheme: string;
   readonly tensors: number;
   readonly bytes: number;
-  readonly tokenizer: { readonly model: string; readonly pre?: string };
+  readonly tokenizer: { readonly model: "llama" | "gpt2"; readonly pre?: string; readonly preDecision?: string };
   readonly warnings: readonly string[];
 }
 
@@ -41,10 +40,9 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
     const modelName = basename(checkpoint.directory);
     const plan = planGguf(checkpoint, architecture, options.scheme, modelName);
     const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
-    const vocabularyKeys = vocabularyMetadata(vocabulary);
-    const metadata = new Map([...plan.metadata, ...vocabularyKeys]);
+    const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary)]);
 
-    const warnings: string[] = [];
+    const warnings: string[] = [...vocabulary.warnings];
     const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
     let doneBytes = 0;
     const written = await writeGguf(
@@ -74,7 +72,7 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
       scheme: options.scheme.name,
       tensors: plan.tensors.length,
       bytes: written.bytes,
-      tokenizer: tokenizerSummary(vocabularyKeys),
+      tokenizer: tokenizerSummary(vocabulary),
       warnings,
     };
   } finally {
@@ -92,8 +90,7 @@ function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: nu
   return warnings;
 }
 
-function tokenizerSummary(metadata: GgufMetadata): ConversionReport["tokenizer"] {
-  const model = metadata.get("tokenizer.ggml.model")?.value;
-  const pre = metadata.get("tokenizer.ggml.pre")?.value;
-  return { model: String(model), ...(typeof pre === "string" ? { pre } : {}) };
+function tokenizerSummary(vocabulary: Vocabulary): ConversionReport["tokenizer"] {
+  if (vocabulary.model === "llama") return { model: "llama" };
+  return { model: "gpt2", pre: vocabulary.pre.name, preDecision: explainPreTokenizer(vocabulary.pre) };
 }
