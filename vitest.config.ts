@@ -9,5 +9,6 @@ export default defineConfig({
     // Several suites load llama.cpp; one fork at a time keeps peak memory predictable on 2-core CI.
     pool: "forks",
     fileParallelism: false,
+    reporters: ["default", "./test/support/summary-reporter.ts"],
   },
 });
