@@ -1,11 +1,13 @@
 import { basename } from "node:path";
 import { resolveArchitecture } from "./arch/index.js";
-import { planGguf, type PlannedTensor } from "./plan/gguf-plan.js";
+import { planFromCheckpoint, planFromGguf, type GgufPlan, type PlannedTensor } from "./plan/gguf-plan.js";
 import { openCheckpoint } from "./readers/checkpoint.js";
+import { openGgufInput } from "./readers/gguf-input.js";
 import { encodeTensor } from "./quant/encode-tensor.js";
 import { tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
 import type { Scheme } from "./quant/schemes.js";
 import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "./tokenizer/index.js";
+import type { GgufMetadata } from "./writers/gguf/metadata.js";
 import { writeGguf } from "./writers/gguf/writer.js";
 
 export interface ConversionProgress {
@@ -15,6 +17,7 @@ export interface ConversionProgress {
 }
 
 export interface GgufConversionOptions {
+  /** A model folder, a .safetensors file, or an F32/F16/BF16 .gguf to re-quantize. */
   readonly source: string;
   readonly output: string;
   readonly scheme: Scheme;
@@ -28,60 +31,72 @@ export interface ConversionReport {
   readonly scheme: string;
   readonly tensors: number;
   readonly bytes: number;
-  readonly tokenizer: { readonly model: "llama" | "gpt2"; readonly pre?: string; readonly preDecision?: string };
+  /** Absent when the source was a GGUF, whose vocabulary is copied as it is. */
+  readonly tokenizer?: { readonly model: "llama" | "gpt2"; readonly pre?: string; readonly preDecision?: string };
   readonly warnings: readonly string[];
 }
 
-/** safetensors checkpoint -> GGUF: read, plan, encode and write, one tensor in memory at a time. */
+/** Checkpoint or GGUF -> GGUF: read, plan, encode and write, a chunk of one tensor in memory at a time. */
 export async function convertToGguf(options: GgufConversionOptions): Promise<ConversionReport> {
+  if (options.source.endsWith(".gguf")) {
+    const input = await openGgufInput(options.source);
+    try {
+      const plan = planFromGguf(input, options.scheme);
+      return await writePlan(plan, plan.metadata, [], options);
+    } finally {
+      await input.close();
+    }
+  }
   const checkpoint = await openCheckpoint(options.source);
   try {
     const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
-    const modelName = basename(checkpoint.directory);
-    const plan = planGguf(checkpoint, architecture, options.scheme, modelName);
+    const plan = planFromCheckpoint(checkpoint, architecture, options.scheme, basename(checkpoint.directory));
     const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
     const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary)]);
-
-    const warnings: string[] = [...vocabulary.warnings];
-    const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
-    let doneBytes = 0;
-    const written = await writeGguf(
-      options.output,
-      metadata,
-      plan.tensors.map((tensor) => ({
-        name: tensor.name,
-        type: tensor.type,
-        shape: tensor.shape,
-        produce: async function* () {
-          const stats = { nonFiniteInSource: 0, overflowed: 0 };
-          yield* encodeTensor(tensor, stats);
-          warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
-        },
-      })),
-      {
-        onTensorWritten: (tensor, bytes) => {
-          doneBytes += bytes;
-          options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
-        },
-      },
-    );
-    return {
-      output: options.output,
-      format: "gguf",
-      architecture: architecture.gguf,
-      scheme: options.scheme.name,
-      tensors: plan.tensors.length,
-      bytes: written.bytes,
-      tokenizer: tokenizerSummary(vocabulary),
-      warnings,
-    };
+    const report = await writePlan(plan, metadata, vocabulary.warnings, options);
+    return { ...report, tokenizer: tokenizerSummary(vocabulary) };
   } finally {
     await checkpoint.close();
   }
 }
 
+async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings: readonly string[], options: GgufConversionOptions): Promise<ConversionReport> {
+  const warnings = [...initialWarnings];
+  const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
+  let doneBytes = 0;
+  const written = await writeGguf(
+    options.output,
+    metadata,
+    plan.tensors.map((tensor) => ({
+      name: tensor.name,
+      type: tensor.type,
+      shape: tensor.shape,
+      produce: async function* () {
+        const stats = { nonFiniteInSource: 0, overflowed: 0 };
+        yield* encodeTensor(tensor, stats);
+        warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
+      },
+    })),
+    {
+      onTensorWritten: (tensor, bytes) => {
+        doneBytes += bytes;
+        options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
+      },
+    },
+  );
+  return {
+    output: options.output,
+    format: "gguf",
+    architecture: plan.architecture.gguf,
+    scheme: options.scheme.name,
+    tensors: plan.tensors.length,
+    bytes: written.bytes,
+    warnings,
+  };
+}
+
 function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: number): string[] {
-  const source = tensor.origin.kind === "checkpoint" ? tensor.origin.tensor.name : tensor.name;
+  const source = tensor.origin.kind === "source" ? tensor.origin.tensor.name : tensor.name;
   const warnings: string[] = [];
   if (nonFinite > 0) warnings.push(`tensor '${source}': ${nonFinite} NaN/Inf values in the source, converted as they are; the model may produce NaN`);
   if (overflowed > 0) {

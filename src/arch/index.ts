@@ -24,3 +24,10 @@ export function resolveArchitecture(config: HfConfig, configFile: string): Archi
   }
   return found;
 }
+
+/** The architecture a GGUF names in general.architecture. */
+export function architectureByGgufName(name: string, file: string): Architecture {
+  const found = ARCHITECTURES.find((arch) => arch.gguf === name);
+  if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
+  return found;
+}

@@ -12,6 +12,8 @@ export const llama: Architecture = {
   ],
   interleaveRopeRows: true,
   generatedTensors: llama3RopeFactors,
+  // llama.cpp: 80 layers is 65B with full attention, 70B with grouped-query attention.
+  is70B: ({ layers, heads, kvHeads }) => layers === 80 && heads !== kvHeads,
 };
 
 /**

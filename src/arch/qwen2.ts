@@ -10,4 +10,5 @@ export const qwen2: Architecture = {
     "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
   ],
   interleaveRopeRows: false,
+  is70B: ({ layers }) => layers === 80,
 };

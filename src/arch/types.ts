@@ -27,4 +27,6 @@ export interface Architecture {
   /** Keys beyond the shared decoder ones. */
   readonly extraMetadata?: (hparams: DecoderHparams, config: ConfigReader) => Iterable<[string, GgufValue]>;
   readonly generatedTensors?: (hparams: DecoderHparams) => Iterable<GeneratedTensor>;
+  /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
+  readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
 }

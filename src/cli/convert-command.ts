@@ -58,10 +58,9 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
       if (flags.json) {
         process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       } else {
-        const tokenizer = report.tokenizer.preDecision ? `${report.tokenizer.model}, ${report.tokenizer.preDecision}` : report.tokenizer.model;
-        process.stdout.write(
-          `wrote ${report.output}\n  ${report.architecture}, ${report.scheme}, ${report.tensors} tensors, ${formatBytes(report.bytes)}\n  tokenizer: ${tokenizer}\n`,
-        );
+        const { tokenizer } = report;
+        const tokenizerLine = !tokenizer ? "" : `  tokenizer: ${tokenizer.model}${tokenizer.preDecision ? `, ${tokenizer.preDecision}` : ""}\n`;
+        process.stdout.write(`wrote ${report.output}\n  ${report.architecture}, ${report.scheme}, ${report.tensors} tensors, ${formatBytes(report.bytes)}\n${tokenizerLine}`);
       }
     });
 }

@@ -1,17 +1,20 @@
+import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { decoderMetadata } from "../arch/decoder-metadata.js";
 import { IGNORED_HF_TENSORS, tensorNameMapper } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
-import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
-import { isFloatDtype } from "../readers/dtypes.js";
+import type { Checkpoint } from "../readers/checkpoint.js";
+import type { GgufInput } from "../readers/gguf-input.js";
+import type { SourceTensor } from "../readers/source-tensor.js";
 import { GgmlType } from "../quant/ggml-types.js";
+import { llamaLoaderOrder, mixtureTypes, type MixtureModel } from "../quant/mixtures.js";
 import type { Scheme } from "../quant/schemes.js";
-import { str, u32, type GgufMetadata, type GgufValue } from "../writers/gguf/metadata.js";
+import { str, u32, type GgufMetadata } from "../writers/gguf/metadata.js";
 
 /** Where an output tensor's values come from. */
 export type TensorOrigin =
-  | { kind: "checkpoint"; tensor: CheckpointTensor; ropeHeads?: number }
+  | { kind: "source"; tensor: SourceTensor; ropeHeads?: number }
   | { kind: "generated"; values: Float32Array };
 
 export interface PlannedTensor {
@@ -23,7 +26,6 @@ export interface PlannedTensor {
 
 export interface GgufPlan {
   readonly architecture: Architecture;
-  readonly hparams: DecoderHparams;
   readonly metadata: GgufMetadata;
   readonly tensors: readonly PlannedTensor[];
 }
@@ -31,16 +33,18 @@ export interface GgufPlan {
 /** GGUF's quantization format version, which llama.cpp checks on quantized files. */
 const GGML_QUANT_VERSION = 2;
 
+type Candidate = Omit<PlannedTensor, "type">;
+
 /**
  * Decides every output tensor (name, type, shape, where its values come from)
- * and the model metadata, before any tensor data is read.
+ * and the model metadata for a safetensors checkpoint, before any data is read.
  */
-export function planGguf(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan {
+export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
   const hparams = config.decoderHparams();
   const mapName = tensorNameMapper(architecture.tensors);
 
-  const tensors: PlannedTensor[] = [];
+  const candidates: Candidate[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
     if (IGNORED_HF_TENSORS.some((pattern) => pattern.test(tensor.name))) continue;
@@ -49,15 +53,12 @@ export function planGguf(checkpoint: Checkpoint, architecture: Architecture, sch
       unmapped.push(tensor.name);
       continue;
     }
-    if (!isFloatDtype(tensor.dtype)) {
-      throw new UserError(`dtype ${tensor.dtype} is not supported for conversion (supported: F32, F16, BF16)`, { file: tensor.file.path, tensor: tensor.name });
-    }
+    const source = tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
-    tensors.push({
+    candidates.push({
       name: mapped.gguf,
-      type: tensorType(tensor.shape, scheme),
       shape: tensor.shape,
-      origin: ropeHeads === undefined ? { kind: "checkpoint", tensor } : { kind: "checkpoint", tensor, ropeHeads },
+      origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads },
     });
   }
   if (unmapped.length > 0) {
@@ -65,12 +66,11 @@ export function planGguf(checkpoint: Checkpoint, architecture: Architecture, sch
     throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${shown}`, { file: checkpoint.directory });
   }
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
-    tensors.push({ name: generated.gguf, type: GgmlType.F32, shape: [generated.values.length], origin: { kind: "generated", values: generated.values } });
+    candidates.push({ name: generated.gguf, shape: [generated.values.length], origin: { kind: "generated", values: generated.values } });
   }
-  tensors.sort(byGgufOrder);
-  checkExpectedTensors(tensors, hparams, checkpoint);
+  checkExpectedTensors(candidates, hparams, checkpoint.directory);
 
-  const metadata: GgufMetadata = new Map<string, GgufValue>([
+  const metadata: GgufMetadata = new Map([
     ["general.architecture", str(architecture.gguf)],
     ["general.type", str("model")],
     ["general.name", str(modelName)],
@@ -78,15 +78,45 @@ export function planGguf(checkpoint: Checkpoint, architecture: Architecture, sch
     ["general.quantization_version", u32(GGML_QUANT_VERSION)],
     ...decoderMetadata(architecture, hparams, config),
   ]);
+  const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: hparams.kvHeads };
+  // Norms and other 1-D tensors stay F32, as llama.cpp's converter keeps them.
+  const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, () => GgmlType.F32);
   return { architecture, hparams, metadata, tensors };
 }
 
-/** 1-D tensors (norms, biases) stay F32 as llama.cpp's converter keeps them. */
-function tensorType(shape: readonly number[], scheme: Scheme): GgmlType {
-  return shape.length <= 1 ? GgmlType.F32 : scheme.weightType;
+/** Plans re-quantizing an F32/F16/BF16 GGUF: same tensors and metadata, new types. */
+export function planFromGguf(input: GgufInput, scheme: Scheme): GgufPlan {
+  const archName = input.metadata.get("general.architecture")?.value;
+  if (typeof archName !== "string") throw new UserError("no general.architecture", { file: input.path });
+  const architecture = architectureByGgufName(archName, input.path);
+  const count = (key: string) => {
+    const value = input.metadata.get(`${archName}.${key}`)?.value;
+    if (typeof value !== "number") throw new UserError(`missing ${archName}.${key}`, { file: input.path });
+    return value;
+  };
+  const model = { layers: count("block_count"), heads: count("attention.head_count"), kvHeads: count("attention.head_count_kv") };
+  const metadata: GgufMetadata = new Map(input.metadata);
+  metadata.set("general.file_type", u32(scheme.fileType));
+  metadata.set("general.quantization_version", u32(GGML_QUANT_VERSION));
+  const candidates = input.tensors.map((tensor): Candidate => ({ name: tensor.name, shape: tensor.shape, origin: { kind: "source", tensor } }));
+  const keptType = new Map(input.tensors.map((tensor) => [tensor.name, FLOAT_TYPE[tensor.dtype]]));
+  const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, (t) => keptType.get(t.name)!);
+  return { architecture, metadata, tensors };
 }
 
-function checkExpectedTensors(tensors: readonly PlannedTensor[], hparams: DecoderHparams, checkpoint: Checkpoint) {
+const FLOAT_TYPE = { F32: GgmlType.F32, F16: GgmlType.F16, BF16: GgmlType.BF16 } as const;
+
+/**
+ * Types every tensor as llama.cpp would for `scheme`, in llama.cpp's loader
+ * order, which is also the order we write: files compare tensor for tensor.
+ */
+function assignTypes(candidates: Candidate[], scheme: Scheme, model: MixtureModel, keptType: (tensor: Candidate) => GgmlType): PlannedTensor[] {
+  const ordered = [...candidates].sort((a, b) => llamaLoaderOrder(a.name, b.name));
+  const types = mixtureTypes(ordered, scheme, model, keptType);
+  return ordered.map((tensor, i) => ({ ...tensor, type: types[i]! }));
+}
+
+function checkExpectedTensors(tensors: readonly Candidate[], hparams: DecoderHparams, directory: string) {
   const names = new Set(tensors.map((t) => t.name));
   // output.weight may be absent: llama.cpp then reuses token_embd (tied embeddings).
   const required = ["token_embd.weight", "output_norm.weight"];
@@ -97,15 +127,6 @@ function checkExpectedTensors(tensors: readonly PlannedTensor[], hparams: Decode
   }
   const missing = required.filter((name) => !names.has(name));
   if (missing.length > 0) {
-    throw new UserError(`checkpoint is missing tensors: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""} (GGUF names)`, { file: checkpoint.directory });
+    throw new UserError(`checkpoint is missing tensors: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""} (GGUF names)`, { file: directory });
   }
-}
-
-/** llama.cpp's own order: global tensors first, then blocks in numeric order. */
-function byGgufOrder(a: PlannedTensor, b: PlannedTensor): number {
-  const rank = (name: string) => {
-    const block = /^blk\.(\d+)\./.exec(name);
-    return block ? 1 + Number(block[1]) : name.startsWith("output") ? Number.MAX_SAFE_INTEGER : 0;
-  };
-  return rank(a.name) - rank(b.name) || a.name.localeCompare(b.name);
 }

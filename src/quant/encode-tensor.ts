@@ -1,7 +1,7 @@
 import type { PlannedTensor } from "../plan/gguf-plan.js";
-import type { CheckpointTensor } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
 import { SAFETENSORS_DTYPES } from "../readers/dtypes.js";
+import type { SourceTensor } from "../readers/source-tensor.js";
 import { convertFloats, countNonFinite, encodeFloats } from "./float.js";
 import { GgmlType, ggmlTypeName } from "./ggml-types.js";
 
@@ -35,7 +35,7 @@ export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats)
     return;
   }
   const source = origin.tensor;
-  const dtype = source.dtype as FloatDtype;
+  const dtype = source.dtype;
   for await (const raw of sourceChunks(source, origin.ropeHeads)) {
     const nonFinite = countNonFinite(raw, dtype);
     stats.nonFiniteInSource += nonFinite;
@@ -46,10 +46,10 @@ export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats)
 }
 
 /** The tensor's raw bytes in row chunks; RoPE-interleaved tensors (Q/K, a few MB) are read whole. */
-async function* sourceChunks(source: CheckpointTensor, ropeHeads: number | undefined): AsyncGenerator<Uint8Array> {
+async function* sourceChunks(source: SourceTensor, ropeHeads: number | undefined): AsyncGenerator<Uint8Array> {
   const elementBytes = SAFETENSORS_DTYPES[source.dtype].bytes;
   if (ropeHeads !== undefined) {
-    yield interleaveRopeRows(await source.file.read(source.name), source.shape, ropeHeads, elementBytes);
+    yield interleaveRopeRows(await source.read(0, source.byteLength), source.shape, ropeHeads, elementBytes);
     return;
   }
   const rows = source.shape.length > 1 ? source.shape[0]! : 1;
@@ -57,7 +57,7 @@ async function* sourceChunks(source: CheckpointTensor, ropeHeads: number | undef
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / Math.max(rowBytes, 1)));
   for (let row = 0; row < rows; row += rowsPerChunk) {
     const count = Math.min(rowsPerChunk, rows - row);
-    yield source.file.readRange(source.fileOffset + row * rowBytes, count * rowBytes, source.name);
+    yield source.read(row * rowBytes, count * rowBytes);
   }
 }
 

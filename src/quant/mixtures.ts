@@ -49,8 +49,8 @@ export function llamaLoaderOrder(a: string, b: string): number {
   return layer(a) - layer(b) || (a < b ? -1 : a > b ? 1 : 0);
 }
 
-/** Chooses each tensor's type for `scheme`; `tensors` must be in llamaLoaderOrder. `sourceTypes` gives the type a tensor keeps when not quantized. */
-export function mixtureTypes(tensors: readonly MixtureTensor[], scheme: Scheme, model: MixtureModel, keptType: (tensor: MixtureTensor) => GgmlType): GgmlType[] {
+/** Chooses each tensor's type for `scheme`; `tensors` must be in llamaLoaderOrder. `keptType` gives the type of a tensor llama.cpp does not quantize. */
+export function mixtureTypes<T extends MixtureTensor>(tensors: readonly T[], scheme: Scheme, model: MixtureModel, keptType: (tensor: T) => GgmlType): GgmlType[] {
   const state = {
     attnV: { seen: 0, total: tensors.filter((t) => category(t.name) === "attn_v").length },
     ffnDown: 0,

@@ -1,11 +1,11 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { UserError } from "../errors.js";
-import { SAFETENSORS_DTYPES, isSafetensorsDtype, type SafetensorsDtype } from "./dtypes.js";
+import { SAFETENSORS_DTYPES, isFloatDtype, isSafetensorsDtype, type SafetensorsDtype } from "./dtypes.js";
+import { readFully } from "./read-fully.js";
+import type { SourceTensor } from "./source-tensor.js";
 
 /** The safetensors format caps the JSON header at 100 MB; anything larger is corrupt. */
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
-/** fs reads are limited to 2 GiB per call; embeddings of large models exceed that. */
-const MAX_READ_CHUNK = 1 << 30;
 
 export interface TensorInfo {
   readonly name: string;
@@ -25,6 +25,22 @@ export class SafetensorsFile {
     readonly tensors: ReadonlyMap<string, TensorInfo>,
     readonly metadata: Readonly<Record<string, string>>,
   ) {}
+
+  /** One of this file's float tensors as a source for conversion; other dtypes are refused by name. */
+  sourceTensor(info: TensorInfo): SourceTensor {
+    const dtype = info.dtype;
+    if (!isFloatDtype(dtype)) {
+      throw new UserError(`dtype ${dtype} is not supported for conversion (supported: F32, F16, BF16)`, { file: this.path, tensor: info.name });
+    }
+    return {
+      name: info.name,
+      file: this.path,
+      dtype,
+      shape: info.shape,
+      byteLength: info.byteLength,
+      read: (offset, length) => this.readRange(info.fileOffset + offset, length, info.name),
+    };
+  }
 
   static async open(path: string): Promise<SafetensorsFile> {
     const handle = await open(path, "r").catch((cause: NodeJS.ErrnoException) => {
@@ -47,17 +63,9 @@ export class SafetensorsFile {
     return this.readRange(info.fileOffset, info.byteLength, name);
   }
 
-  /** Reads `byteLength` bytes starting `offset` bytes into a tensor's data (for row-sliced reads). */
-  async readRange(fileOffset: number, byteLength: number, tensor: string): Promise<Buffer> {
-    const buffer = Buffer.allocUnsafe(byteLength);
-    let done = 0;
-    while (done < byteLength) {
-      const chunk = Math.min(MAX_READ_CHUNK, byteLength - done);
-      const { bytesRead } = await this.handle.read(buffer, done, chunk, fileOffset + done);
-      if (bytesRead === 0) throw new UserError("file ended while reading tensor data (was it truncated while we read it?)", { file: this.path, tensor });
-      done += bytesRead;
-    }
-    return buffer;
+  /** Reads `byteLength` bytes at an absolute file offset, naming `tensor` if the file turns out shorter. */
+  readRange(fileOffset: number, byteLength: number, tensor: string): Promise<Buffer> {
+    return readFully(this.handle, fileOffset, byteLength, { file: this.path, tensor });
   }
 
   async close(): Promise<void> {

@@ -1,5 +1,5 @@
 import { GGUFValueType } from "@huggingface/gguf";
-import type { GgufValue } from "./metadata.js";
+import type { GgufScalar, GgufValue } from "./metadata.js";
 
 /** Growable little-endian byte sink for the GGUF header. */
 export class HeaderEncoder {
@@ -49,6 +49,13 @@ export class HeaderEncoder {
   }
 
   value(v: GgufValue) {
+    if (v.type !== GGUFValueType.ARRAY) return this.scalar(v);
+    this.u32(v.itemType);
+    this.u64(v.value.length);
+    for (let i = 0; i < v.value.length; i++) this.scalar({ type: v.itemType, value: v.value[i] } as GgufScalar);
+  }
+
+  private scalar(v: GgufScalar) {
     switch (v.type) {
       case GGUFValueType.UINT8: return this.u8(v.value);
       case GGUFValueType.INT8: return this.i8(v.value);
@@ -62,18 +69,6 @@ export class HeaderEncoder {
       case GGUFValueType.INT64: return this.i64(v.value);
       case GGUFValueType.BOOL: return this.u8(v.value ? 1 : 0);
       case GGUFValueType.STRING: return this.string(v.value);
-      case GGUFValueType.ARRAY: {
-        this.u32(v.itemType);
-        this.u64(v.value.length);
-        if (v.itemType === GGUFValueType.STRING) {
-          for (const item of v.value as readonly string[]) this.string(item);
-          return;
-        }
-        const write = v.itemType === GGUFValueType.FLOAT32 ? this.f32 : v.itemType === GGUFValueType.INT32 ? this.i32 : this.u32;
-        const items = v.value as ArrayLike<number>;
-        for (let i = 0; i < items.length; i++) write.call(this, items[i]!);
-        return;
-      }
     }
   }
 
