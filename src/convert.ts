@@ -4,7 +4,8 @@ import { planFromCheckpoint, planFromGguf, type GgufPlan, type PlannedTensor } f
 import { openCheckpoint } from "./readers/checkpoint.js";
 import { openGgufInput } from "./readers/gguf-input.js";
 import { encodeTensor } from "./quant/encode-tensor.js";
-import { tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
+import { GgmlType, tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
+import { KernelPool } from "./quant/pool.js";
 import type { Scheme } from "./quant/schemes.js";
 import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "./tokenizer/index.js";
 import type { GgufMetadata } from "./writers/gguf/metadata.js";
@@ -21,6 +22,8 @@ export interface GgufConversionOptions {
   readonly source: string;
   readonly output: string;
   readonly scheme: Scheme;
+  /** Quantization worker threads; default: available cores. Output bytes do not depend on it. */
+  readonly threads?: number;
   readonly onProgress?: (progress: ConversionProgress) => void;
 }
 
@@ -62,6 +65,8 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
 
 async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings: readonly string[], options: GgufConversionOptions): Promise<ConversionReport> {
   const warnings = [...initialWarnings];
+  const quantized = plan.tensors.some((t) => !isFloatType(t.type));
+  const pool = quantized ? new KernelPool(options.threads === undefined ? {} : { threads: options.threads }) : undefined;
   const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
   let doneBytes = 0;
   const written = await writeGguf(
@@ -73,7 +78,7 @@ async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings
       shape: tensor.shape,
       produce: async function* () {
         const stats = { nonFiniteInSource: 0, overflowed: 0 };
-        yield* encodeTensor(tensor, stats);
+        yield* encodeTensor(tensor, stats, pool);
         warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
       },
     })),
@@ -83,7 +88,7 @@ async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings
         options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
       },
     },
-  );
+  ).finally(() => pool?.destroy());
   return {
     output: options.output,
     format: "gguf",
@@ -108,4 +113,8 @@ function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: nu
 function tokenizerSummary(vocabulary: Vocabulary): ConversionReport["tokenizer"] {
   if (vocabulary.model === "llama") return { model: "llama" };
   return { model: "gpt2", pre: vocabulary.pre.name, preDecision: explainPreTokenizer(vocabulary.pre) };
+}
+
+function isFloatType(type: GgmlType): boolean {
+  return type === GgmlType.F32 || type === GgmlType.F16 || type === GgmlType.BF16;
 }

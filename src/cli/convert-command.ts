@@ -51,6 +51,7 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
         source,
         output,
         scheme,
+        ...(flags.threads === undefined ? {} : { threads: Number(flags.threads) }),
         onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
       });
       progress.finish();

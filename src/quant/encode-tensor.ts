@@ -2,8 +2,9 @@ import type { PlannedTensor } from "../plan/gguf-plan.js";
 import type { FloatDtype } from "../readers/dtypes.js";
 import { SAFETENSORS_DTYPES } from "../readers/dtypes.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
-import { convertFloats, countNonFinite, encodeFloats } from "./float.js";
-import { GgmlType, ggmlTypeName } from "./ggml-types.js";
+import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "./float.js";
+import { GgmlType } from "./ggml-types.js";
+import type { KernelPool } from "./pool.js";
 
 /** Value problems found while encoding a tensor, reported as warnings. */
 export interface EncodingStats {
@@ -13,7 +14,7 @@ export interface EncodingStats {
   overflowed: number;
 }
 
-/** Source bytes read per chunk: large enough for fast I/O, small against any model's memory. */
+/** Source bytes read per chunk: large enough for fast I/O and busy workers, small against any model's memory. */
 const CHUNK_BYTES = 16 << 20;
 
 const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
@@ -25,24 +26,43 @@ const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
 /**
  * Reads a planned tensor's source and yields it encoded in its output type,
  * a chunk of whole rows at a time, counting value problems into `stats`.
+ * Block-quantized types go through `pool` (required for them).
  */
-export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats): AsyncGenerator<Uint8Array> {
-  const outputDtype = FLOAT_OUTPUT[tensor.type];
-  if (!outputDtype) throw new Error(`internal: no encoder for ${ggmlTypeName(tensor.type)} yet`);
+export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats, pool?: KernelPool): AsyncGenerator<Uint8Array> {
+  const floatOutput = FLOAT_OUTPUT[tensor.type];
   const origin = tensor.origin;
+  const rowLength = tensor.shape.at(-1) ?? 1;
   if (origin.kind === "generated") {
-    yield encodeFloats(origin.values, outputDtype);
+    yield floatOutput ? encodeFloats(origin.values, floatOutput) : await quantizer(pool)(tensor.type, origin.values, rowLength);
     return;
   }
   const source = origin.tensor;
-  const dtype = source.dtype;
-  for await (const raw of sourceChunks(source, origin.ropeHeads)) {
-    const nonFinite = countNonFinite(raw, dtype);
-    stats.nonFiniteInSource += nonFinite;
-    const encoded = convertFloats(raw, dtype, outputDtype);
-    if (encoded !== raw) stats.overflowed += countNonFinite(encoded, outputDtype) - nonFinite;
-    yield encoded;
+  const chunks = sourceChunks(source, origin.ropeHeads);
+  if (floatOutput) {
+    for await (const raw of chunks) {
+      const nonFinite = countNonFinite(raw, source.dtype);
+      stats.nonFiniteInSource += nonFinite;
+      const encoded = convertFloats(raw, source.dtype, floatOutput);
+      if (encoded !== raw) stats.overflowed += countNonFinite(encoded, floatOutput) - nonFinite;
+      yield encoded;
+    }
+    return;
   }
+  // Quantize chunk k on the workers while chunk k+1 is read and decoded here.
+  const quantize = quantizer(pool);
+  let inFlight: Promise<Uint8Array> | undefined;
+  for await (const raw of chunks) {
+    stats.nonFiniteInSource += countNonFinite(raw, source.dtype);
+    const next = quantize(tensor.type, decodeFloats(raw, source.dtype), rowLength);
+    if (inFlight) yield await inFlight;
+    inFlight = next;
+  }
+  if (inFlight) yield await inFlight;
+}
+
+function quantizer(pool: KernelPool | undefined): KernelPool["quantizeRows"] {
+  if (!pool) throw new Error("internal: block quantization needs a kernel pool");
+  return (type, values, rowLength) => pool.quantizeRows(type, values, rowLength);
 }
 
 /** The tensor's raw bytes in row chunks; RoPE-interleaved tensors (Q/K, a few MB) are read whole. */

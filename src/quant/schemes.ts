@@ -8,18 +8,16 @@ import { GgmlType } from "./ggml-types.js";
 export interface Scheme {
   readonly name: string;
   readonly fileType: number;
-  /** Type of 2-D weights; 1-D tensors (norms, biases) always stay F32, as in llama.cpp. */
+  /** The mixture's base type (llama_ftype_get_default_type); 1-D tensors (norms, biases) always stay F32. */
   readonly weightType: GgmlType;
-  /** False until the block quantizers land; kept so the CLI can say so instead of "unknown scheme". */
-  readonly available: boolean;
 }
 
-const scheme = (name: string, fileType: number, weightType: GgmlType, available = false): Scheme => ({ name, fileType, weightType, available });
+const scheme = (name: string, fileType: number, weightType: GgmlType): Scheme => ({ name, fileType, weightType });
 
 export const SCHEMES: readonly Scheme[] = [
-  scheme("f32", 0, GgmlType.F32, true),
-  scheme("f16", 1, GgmlType.F16, true),
-  scheme("bf16", 32, GgmlType.BF16, true),
+  scheme("f32", 0, GgmlType.F32),
+  scheme("f16", 1, GgmlType.F16),
+  scheme("bf16", 32, GgmlType.BF16),
   scheme("q8_0", 7, GgmlType.Q8_0),
   scheme("q4_0", 2, GgmlType.Q4_0),
   scheme("q4_1", 3, GgmlType.Q4_1),
@@ -41,18 +39,11 @@ export const SCHEMES: readonly Scheme[] = [
 /** `--bits` is shorthand for the scheme most users want at that size. */
 export const BITS_SHORTHANDS: ReadonlyMap<string, string> = new Map([["32", "f32"], ["16", "f16"], ["8", "q8_0"], ["4", "q4_k_m"], ["1.58", "tq1_0"]]);
 
-export function availableSchemes(): string[] {
-  return SCHEMES.filter((s) => s.available).map((s) => s.name);
-}
-
 export function resolveScheme(options: { scheme?: string; bits?: string }): Scheme {
   if (options.scheme !== undefined && options.bits !== undefined) throw new UserError("give --scheme or --bits, not both");
   const name = options.scheme?.toLowerCase() ?? BITS_SHORTHANDS.get(options.bits ?? "16");
   if (name === undefined) throw new UserError(`--bits must be one of ${[...BITS_SHORTHANDS.keys()].join(", ")}; got '${options.bits}'`);
   const found = SCHEMES.find((s) => s.name === name);
   if (!found) throw new UserError(`unknown scheme '${name}'; schemes: ${SCHEMES.map((s) => s.name).join(", ")}`);
-  if (!found.available) {
-    throw new UserError(`scheme '${name}' needs the block quantization kernels, which this version does not have yet; available now: ${availableSchemes().join(", ")}`);
-  }
   return found;
 }
