@@ -7,7 +7,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { inspect } from "../src/inspect.js";
-import { syntheticCheckpoint } from "./synthetic-checkpoint.js";
+import { syntheticCheckpoint } from "../test/support/large-checkpoint.js";
 
 const root = resolve(import.meta.dirname, "..");
 const source = syntheticCheckpoint("tinyllama1b");

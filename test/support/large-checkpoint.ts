@@ -8,7 +8,7 @@ export const BENCH_SHAPES = {
 
 export interface BenchShape { hidden: number; layers: number; heads: number; kvHeads: number; intermediate: number; vocab: number }
 
-const REPO_ROOT = resolve(import.meta.dirname, "..");
+const REPO_ROOT = resolve(import.meta.dirname, "../..");
 const CACHE = join(REPO_ROOT, ".cache/bench");
 const SHARD_BYTES = 1 << 30;
 

@@ -1,0 +1,55 @@
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { convertToGguf } from "../src/convert.js";
+import { GgmlType } from "../src/quant/ggml-types.js";
+import { SCHEMES, resolveScheme } from "../src/quant/schemes.js";
+import { TINY_LLAMA, tempDir } from "./support/cli.js";
+import { compareGguf } from "./support/gguf-compare.js";
+import { syntheticCheckpoint } from "./support/large-checkpoint.js";
+import { llamaQuantize, llamaQuantizeAvailable } from "./support/llama-quantize.js";
+
+const available = llamaQuantizeAvailable();
+if (!available) console.warn("SKIPPING mixture tests: the shipped libllama cannot be loaded on this machine");
+
+const dir = tempDir();
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const QUANTIZED = SCHEMES.filter((s) => ![GgmlType.F32, GgmlType.F16, GgmlType.BF16].includes(s.weightType));
+/** Metadata keys allowed to differ from llama-quantize's output: none. */
+const ALLOWED_METADATA_DIFFERENCES: string[] = [];
+const THREADS = 2;
+
+/**
+ * edgequant straight from safetensors vs llama.cpp's llama_model_quantize applied to our GGUF of
+ * the same model in the source's own precision (BF16: both quantize the very same values).
+ */
+function describeModel(label: string, source: () => string) {
+  describe.skipIf(!available)(`${label}: every scheme equals llama_model_quantize tensor for tensor (type and bytes)`, () => {
+    let bf16 = "";
+    it("writes the BF16 GGUF llama.cpp quantizes from", async () => {
+      bf16 = join(dir, `${label}-bf16.gguf`);
+      await convertToGguf({ source: source(), output: bf16, scheme: resolveScheme({ scheme: "bf16" }) });
+    });
+    for (const scheme of QUANTIZED) {
+      it(scheme.name, async () => {
+        const ours = join(dir, `${label}-${scheme.name}-ours.gguf`);
+        const theirs = join(dir, `${label}-${scheme.name}-llama.gguf`);
+        await convertToGguf({ source: source(), output: ours, scheme, threads: THREADS });
+        llamaQuantize(bf16, theirs, scheme.fileType, THREADS);
+        const comparison = await compareGguf(ours, theirs);
+        rmSync(ours);
+        rmSync(theirs);
+        console.log(`${label} ${scheme.name}: ${comparison.tensors} tensors, ${comparison.mismatches.length} differ`);
+        expect(comparison.mismatches).toEqual([]);
+        expect(comparison.sameOrder).toBe(true);
+        expect(comparison.metadataDifferences).toEqual(ALLOWED_METADATA_DIFFERENCES);
+      }, 600_000);
+    }
+  });
+}
+
+describeModel("tiny-llama (trained, 6 layers)", () => TINY_LLAMA);
+// TinyLlama-1.1B's shapes: 22 layers exercise llama.cpp's use_more_bits layer choices; rows of
+// 5632 (not a multiple of 256) in ffn_down exercise the block-size fallbacks.
+describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));
