@@ -3,7 +3,7 @@
 
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
 
 /** Threads used for every llama.cpp evaluation (fixed so runs are reproducible). */
 export const LLAMA_CPP_THREADS = 2;
@@ -192,6 +192,26 @@ function denseLogits(map: Map<Token, number>, position: number): Float32Array {
     row[token] = logit;
   }
   return row;
+}
+
+// ---------------------------------------------------------------------------
+// Generation
+
+/** Greedy text generation, as a user of the model would run it (BOS added, default context). */
+export async function llamaCppGenerate(ggufPath: string, prompt: string, maxTokens: number): Promise<string> {
+  const llama = await sharedLlama();
+  const model = await llama.loadModel({ modelPath: resolve(ggufPath), gpuLayers: 0 });
+  try {
+    const context = await model.createContext({ sequences: 1, threads: LLAMA_CPP_THREADS });
+    try {
+      const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
+      return await completion.generateCompletion(prompt, { maxTokens, temperature: 0 });
+    } finally {
+      await context.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------
