@@ -53,3 +53,38 @@ describe("@huggingface/gguf parses every GGUF we write, and inspect shows the sa
     expect(shown.stdout).toMatch(/57 tensors, 6\.\d\dM parameters/);
   });
 });
+
+describe("inspect --stats measures each tensor's quantization error against the source", () => {
+  interface Stats { name: string; type: string; rmse: number; maxAbsError: number; relativeRmse: number }
+  function stats(scheme: string): Stats[] {
+    const output = join(dir, `stats-${scheme}.gguf`);
+    expect(runCli(["convert", TINY_LLAMA, "--to", "gguf", "--scheme", scheme, "-o", output, "--no-progress"]).code).toBe(0);
+    const shown = runCli(["inspect", output, "--stats", "--source", TINY_LLAMA, "--json"]);
+    expect(shown.code, shown.stderr).toBe(0);
+    return (JSON.parse(shown.stdout) as { stats: Stats[] }).stats;
+  }
+
+  it("F32 output of a BF16 model has zero error everywhere (RoPE-permuted Q/K included)", () => {
+    const result = stats("f32");
+    expect(result).toHaveLength(57);
+    expect(result.every((t) => t.rmse === 0 && t.maxAbsError === 0)).toBe(true);
+  });
+
+  it("error grows as bits shrink: Q8_0 < Q6_K < Q4_K_M, all well below the weights' own scale", () => {
+    const mean = (scheme: string) => {
+      const quantized = stats(scheme).filter((t) => t.type !== "F32");
+      return quantized.reduce((sum, t) => sum + t.relativeRmse, 0) / quantized.length;
+    };
+    const [q8, q6, q4] = [mean("q8_0"), mean("q6_k"), mean("q4_k_m")];
+    console.log(`mean relative RMSE: q8_0 ${(100 * q8).toFixed(2)}%, q6_k ${(100 * q6).toFixed(2)}%, q4_k_m ${(100 * q4).toFixed(2)}%`);
+    expect(q8).toBeLessThan(q6);
+    expect(q6).toBeLessThan(q4);
+    expect(q4).toBeLessThan(0.1);
+  });
+
+  it("--stats without --source says what it needs", () => {
+    const result = runCli(["inspect", join(dir, "stats-f32.gguf"), "--stats"]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/--stats compares against the model the file came from: give it with --source/);
+  });
+});

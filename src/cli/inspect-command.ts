@@ -1,5 +1,7 @@
 import { Command } from "commander";
+import { UserError } from "../errors.js";
 import { inspect, type InspectReport } from "../inspect.js";
+import { quantizationError, type TensorError } from "../quant/error-stats.js";
 import { formatBytes } from "./progress.js";
 
 export function inspectCommand(): Command {
@@ -7,10 +9,23 @@ export function inspectCommand(): Command {
     .description("list the tensors (name, type, shape, size) and metadata of a safetensors checkpoint or a GGUF file")
     .argument("<path>", "model folder, .safetensors file or .gguf file")
     .option("--json", "print the full report as JSON")
-    .addHelpText("after", "\nExamples:\n  $ edgequant inspect ./Qwen3-0.6B\n  $ edgequant inspect model-q4_k_m.gguf --json | jq '.tensors[0]'")
-    .action(async (path: string, flags: { json?: boolean }) => {
+    .option("--stats", "per-tensor quantization error of a GGUF against its source (needs --source)")
+    .option("--source <path>", "with --stats: the model folder or F16/BF16/F32 GGUF the file was converted from")
+    .addHelpText(
+      "after",
+      `
+Examples:
+  $ edgequant inspect ./Qwen3-0.6B
+  $ edgequant inspect model-q4_k_m.gguf --json | jq '.tensors[0]'
+  $ edgequant inspect model-q4_k_m.gguf --stats --source ./Qwen3-0.6B     # RMSE, max |error| per tensor`,
+    )
+    .action(async (path: string, flags: { json?: boolean; stats?: boolean; source?: string }) => {
+      if (flags.stats && !flags.source) throw new UserError("--stats compares against the model the file came from: give it with --source <folder or .gguf>");
+      if (flags.source && !flags.stats) throw new UserError("--source is only used with --stats");
       const report = await inspect(path);
-      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+      const stats = flags.stats ? await quantizationError(path, flags.source!) : undefined;
+      if (flags.json) process.stdout.write(`${JSON.stringify(stats ? { ...report, stats } : report, null, 2)}\n`);
+      else process.stdout.write(stats ? formatStats(stats) : formatReport(report));
     });
 }
 
@@ -26,5 +41,14 @@ function formatReport(report: InspectReport): string {
     lines.push(`  ${t.name.padEnd(nameWidth)}  ${t.type.padEnd(6)}  ${`[${t.shape.join(", ")}]`.padEnd(16)}  ${formatBytes(t.bytes)}`);
   }
   lines.push("", `  ${report.tensors.length} tensors, ${(report.parameters / 1e6).toFixed(2)}M parameters, ${formatBytes(report.totalBytes)}`);
+  return `${lines.join("\n")}\n`;
+}
+
+function formatStats(stats: readonly TensorError[]): string {
+  const nameWidth = Math.max(...stats.map((t) => t.name.length), 4);
+  const lines = [`  ${"name".padEnd(nameWidth)}  ${"type".padEnd(6)}  ${"rmse".padStart(10)}  ${"max |err|".padStart(10)}  ${"rel. rmse".padStart(9)}`];
+  for (const t of stats) {
+    lines.push(`  ${t.name.padEnd(nameWidth)}  ${t.type.padEnd(6)}  ${t.rmse.toExponential(3).padStart(10)}  ${t.maxAbsError.toExponential(3).padStart(10)}  ${(100 * t.relativeRmse).toFixed(2).padStart(8)}%`);
+  }
   return `${lines.join("\n")}\n`;
 }
