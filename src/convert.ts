@@ -24,6 +24,8 @@ export interface GgufConversionOptions {
   readonly scheme: Scheme;
   /** Quantization worker threads; default: available cores. Output bytes do not depend on it. */
   readonly threads?: number;
+  /** Quantize non-ternary weights to TQ1_0/TQ2_0 anyway; by default they are refused (exit 2). */
+  readonly allowLossyTernary?: boolean;
   readonly onProgress?: (progress: ConversionProgress) => void;
 }
 
@@ -78,7 +80,7 @@ async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings
       shape: tensor.shape,
       produce: async function* () {
         const stats = { nonFiniteInSource: 0, overflowed: 0 };
-        yield* encodeTensor(tensor, stats, pool);
+        yield* encodeTensor(tensor, stats, { ...(pool ? { pool } : {}), allowLossyTernary: options.allowLossyTernary ?? false });
         warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
       },
     })),

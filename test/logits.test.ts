@@ -82,6 +82,8 @@ describe("F16 output stays close to the reference", () => {
 const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
   qwen2: "q/k/v biases, NeoX RoPE",
   qwen3: "q_norm/k_norm, explicit head_dim",
+  bitnet: "sub-norms, master weights ternarised on conversion, tied output",
+  minicpm: "embedding, residual and logit scales, Llama RoPE permutation",
 };
 
 for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<SyntheticModelType, "llama">, string][]) {
@@ -90,7 +92,7 @@ for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<Synthe
       const source = join(dir, modelType);
       writeSyntheticCheckpoint(source, {
         modelType, hidden: 128, layers: 3, heads: 4, kvHeads: 2, headDim: modelType === "qwen3" ? 48 : 32,
-        intermediate: 320, vocab: 4096, seed: 7, dtype: "BF16",
+        intermediate: 320, vocab: 4096, seed: 7, dtype: modelType === "bitnet" ? "F32" : "BF16",
       });
       const result = await agreement(source, await convert(source, "f32"));
       expect(result.top1Mismatches).toBe(0);

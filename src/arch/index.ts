@@ -1,11 +1,13 @@
 import { UserError } from "../errors.js";
 import type { HfConfig } from "./config.js";
+import { bitnet } from "./bitnet.js";
 import { llama } from "./llama.js";
+import { minicpm } from "./minicpm.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
 import type { Architecture } from "./types.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm];
 
 export function supportedHfArchitectures(): string[] {
   return ARCHITECTURES.flatMap((arch) => arch.hfArchitectures);

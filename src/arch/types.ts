@@ -27,6 +27,13 @@ export interface Architecture {
   /** Keys beyond the shared decoder ones. */
   readonly extraMetadata?: (hparams: DecoderHparams, config: ConfigReader) => Iterable<[string, GgufValue]>;
   readonly generatedTensors?: (hparams: DecoderHparams) => Iterable<GeneratedTensor>;
+  /**
+   * BitNet checkpoints that store full-precision master weights: the model ternarises its linear
+   * weights on the fly (absmean), so the converter must too. Packed checkpoints are already ternary.
+   */
+  readonly ternarisesLinearWeights?: boolean;
+  /** Refuses configurations llama.cpp's graph for this architecture would compute wrongly. */
+  readonly checkConfig?: (config: ConfigReader) => void;
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
 }

@@ -13,6 +13,7 @@ interface ConvertFlags {
   threads?: string;
   json?: boolean;
   progress: boolean;
+  allowLossyTernary?: boolean;
 }
 
 export function convertCommand(): Command {
@@ -26,6 +27,7 @@ export function convertCommand(): Command {
     .option("--scheme <name>", `GGUF type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
     .option("-o, --output <path>", "output file (GGUF); default: <model folder name>-<scheme>.gguf in the current folder")
     .option("--threads <n>", "worker threads for quantization (default: available cores)")
+    .option("--allow-lossy-ternary", "with --bits 1.58 / tq1_0 / tq2_0: quantize weights that are not ternary anyway (they are refused by default)")
     .option("--json", "print a machine-readable report on stdout (progress and warnings still go to stderr)")
     .option("--no-progress", "do not show progress on stderr")
     .addHelpText(
@@ -35,6 +37,7 @@ Examples:
   $ edgequant convert ./TinyLlama-1.1B --to gguf                 # F16 GGUF, like convert_hf_to_gguf.py
   $ edgequant convert ./Qwen3-0.6B --to gguf --scheme bf16 -o qwen3.gguf
   $ edgequant convert model.safetensors --to gguf --bits 32 --json
+  $ edgequant convert ./bitnet_b1_58-large --to gguf --bits 1.58             # ternary model, lossless TQ1_0
 
 The output is written to a temporary file beside the destination and renamed
 only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
@@ -52,6 +55,7 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
         output,
         scheme,
         ...(flags.threads === undefined ? {} : { threads: Number(flags.threads) }),
+        allowLossyTernary: flags.allowLossyTernary ?? false,
         onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
       });
       progress.finish();

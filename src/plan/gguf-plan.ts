@@ -2,9 +2,10 @@ import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { decoderMetadata } from "../arch/decoder-metadata.js";
-import { IGNORED_HF_TENSORS, tensorNameMapper } from "../arch/tensor-names.js";
+import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
-import type { Checkpoint } from "../readers/checkpoint.js";
+import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
+import { absmeanTernarySource, packedBitnetSource } from "../readers/ternary-sources.js";
 import type { GgufInput } from "../readers/gguf-input.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { GgmlType } from "../quant/ggml-types.js";
@@ -41,23 +42,32 @@ type Candidate = Omit<PlannedTensor, "type">;
  */
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  architecture.checkConfig?.(config);
   const hparams = config.decoderHparams();
   const mapName = tensorNameMapper(architecture.tensors);
+  const ternary = ternaryLayout(checkpoint, architecture);
 
   const candidates: Candidate[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
     if (IGNORED_HF_TENSORS.some((pattern) => pattern.test(tensor.name))) continue;
+    if (ternary === "packed" && tensor.name.endsWith(".weight_scale")) continue; // read with its weight
     const mapped = mapName(tensor.name);
     if (!mapped) {
       unmapped.push(tensor.name);
       continue;
     }
-    const source = tensor.file.sourceTensor(tensor);
+    const linear = LINEAR_ROLES.has(mapped.role) && tensor.name.endsWith(".weight");
+    const source =
+      linear && ternary === "packed"
+        ? packedBitnetSource(tensor, scaleOf(checkpoint, tensor))
+        : linear && ternary === "absmean"
+          ? absmeanTernarySource(tensor.file.sourceTensor(tensor))
+          : tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
     candidates.push({
       name: mapped.gguf,
-      shape: tensor.shape,
+      shape: source.shape,
       origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads },
     });
   }
@@ -82,6 +92,25 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
   // Norms and other 1-D tensors stay F32, as llama.cpp's converter keeps them.
   const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, () => GgmlType.F32);
   return { architecture, hparams, metadata, tensors };
+}
+
+const LINEAR_ROLES: ReadonlySet<TensorRole> = new Set(["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
+
+/**
+ * How a checkpoint stores ternary linear weights, when it does in a way the converter must undo:
+ * packed 2-bit codes (quant_method "bitnet"), or BitNet master weights that the model ternarises.
+ * Fake-quantized float checkpoints (already {-s, 0, +s}) need nothing.
+ */
+export function ternaryLayout(checkpoint: Checkpoint, architecture: Architecture): "packed" | "absmean" | undefined {
+  const quantization = checkpoint.config["quantization_config"] as { quant_method?: unknown } | undefined;
+  if (quantization?.quant_method === "bitnet") return "packed";
+  return architecture.ternarisesLinearWeights ? "absmean" : undefined;
+}
+
+function scaleOf(checkpoint: Checkpoint, weight: CheckpointTensor): CheckpointTensor {
+  const scale = checkpoint.tensors.get(`${weight.name}_scale`);
+  if (!scale) throw new UserError(`packed BitNet weight without its '${weight.name}_scale'`, { file: weight.file.path, tensor: weight.name });
+  return scale;
 }
 
 /** Plans re-quantizing an F32/F16/BF16 GGUF: same tensors and metadata, new types. */

@@ -3,7 +3,10 @@ import type { FloatDtype } from "../readers/dtypes.js";
 import { SAFETENSORS_DTYPES } from "../readers/dtypes.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "./float.js";
-import { GgmlType } from "./ggml-types.js";
+import { UserError } from "../errors.js";
+import { GgmlType, ggmlTypeName } from "./ggml-types.js";
+import { dequantizeRows, quantizeRows } from "./kernels.js";
+import { ternaryScale } from "./ternary.js";
 import type { KernelPool } from "./pool.js";
 
 /** Value problems found while encoding a tensor, reported as warnings. */
@@ -23,12 +26,19 @@ const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
   [GgmlType.BF16]: "BF16",
 };
 
+export interface EncodeOptions {
+  /** Runs the block quantizers; required for block-quantized types. */
+  readonly pool?: KernelPool;
+  /** Quantize non-ternary weights to TQ1_0/TQ2_0 anyway (lossy); otherwise they are refused. */
+  readonly allowLossyTernary?: boolean;
+}
+
 /**
  * Reads a planned tensor's source and yields it encoded in its output type,
  * a chunk of whole rows at a time, counting value problems into `stats`.
- * Block-quantized types go through `pool` (required for them).
  */
-export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats, pool?: KernelPool): AsyncGenerator<Uint8Array> {
+export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats, options: EncodeOptions = {}): AsyncGenerator<Uint8Array> {
+  const { pool } = options;
   const floatOutput = FLOAT_OUTPUT[tensor.type];
   const origin = tensor.origin;
   const rowLength = tensor.shape.at(-1) ?? 1;
@@ -50,14 +60,52 @@ export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats,
   }
   // Quantize chunk k on the workers while chunk k+1 is read and decoded here.
   const quantize = quantizer(pool);
+  const ternaryGuard = TERNARY_TYPES.has(tensor.type) && !options.allowLossyTernary ? new TernaryGuard(tensor) : undefined;
   let inFlight: Promise<Uint8Array> | undefined;
   for await (const raw of chunks) {
     stats.nonFiniteInSource += countNonFinite(raw, source.dtype);
-    const next = quantize(tensor.type, decodeFloats(raw, source.dtype), rowLength);
+    const values = decodeFloats(raw, source.dtype);
+    ternaryGuard?.check(values, rowLength);
+    const next = quantize(tensor.type, values, rowLength);
     if (inFlight) yield await inFlight;
     inFlight = next;
   }
   if (inFlight) yield await inFlight;
+}
+
+const TERNARY_TYPES: ReadonlySet<GgmlType> = new Set([GgmlType.TQ1_0, GgmlType.TQ2_0]);
+
+/**
+ * TQ1_0/TQ2_0 are lossless only for weights that are already {-s, 0, +s}. A tensor that is
+ * not is refused with what ternarising it would cost, measured with the real kernels.
+ */
+class TernaryGuard {
+  private scale = 0;
+
+  constructor(private readonly tensor: PlannedTensor) {}
+
+  check(values: Float32Array, rowLength: number) {
+    const scale = ternaryScale(values);
+    if (scale !== undefined && (scale === 0 || this.scale === 0 || scale === this.scale)) {
+      this.scale ||= scale;
+      return;
+    }
+    const restored = dequantizeRows(this.tensor.type, quantizeRows(this.tensor.type, values, rowLength), values.length);
+    let error = 0;
+    let energy = 0;
+    for (let i = 0; i < values.length; i++) {
+      error += (restored[i]! - values[i]!) ** 2;
+      energy += values[i]! ** 2;
+    }
+    const relative = energy === 0 ? 0 : Math.sqrt(error / energy);
+    const source = this.tensor.origin.kind === "source" ? this.tensor.origin.tensor : undefined;
+    throw new UserError(
+      `not ternary: its weights are not all -s, 0 or +s, so ${ggmlTypeName(this.tensor.type)} would change them by ${(100 * relative).toFixed(1)}% (relative RMS error). ` +
+        "1.58-bit output is lossless only for ternary checkpoints (BitNet b1.58, BitCPM, ternary fine-tunes); for a normally trained model use --bits 4 (q4_k_m), " +
+        "or pass --allow-lossy-ternary to quantize it anyway",
+      { ...(source ? { file: source.file } : {}), tensor: source?.name ?? this.tensor.name },
+    );
+  }
 }
 
 function quantizer(pool: KernelPool | undefined): KernelPool["quantizeRows"] {

@@ -42,6 +42,10 @@ export interface ArchitectureOptions {
   residualScale: (config: Config) => number;
   /** Multiplier on the final hidden state before lm_head (MiniCPM divides by hidden/dim_model_base). */
   logitInputScale: (config: Config) => number;
+  /** BitNet: RMSNorm before o_proj (attn sub-norm) and before down_proj (ffn sub-norm). */
+  subNorms: boolean;
+  /** BitNet master weights: linear weights are ternarised (absmean) as the model does at inference. */
+  ternariseLinears: boolean;
 }
 
 const one = (): number => 1;
@@ -60,6 +64,8 @@ const LLAMA_LIKE: ArchitectureOptions = {
   embeddingScale: one,
   residualScale: one,
   logitInputScale: one,
+  subNorms: false,
+  ternariseLinears: false,
 };
 
 export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
@@ -70,7 +76,36 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
   qwen2: { ...LLAMA_LIKE, qkvBias: true, oBias: false, mlpBias: false },
   // Qwen3: no biases by default (attention_bias), per-head q/k RMSNorm before RoPE.
   qwen3: { ...LLAMA_LIKE, qkNorm: true, qkvBias: fromConfigFlag("attention_bias"), oBias: fromConfigFlag("attention_bias"), mlpBias: false },
+  // BitNet b1.58 (1bitLLM layout, as llama.cpp's bitnet graph computes it): sub-norms, ternarised
+  // master weights, SiLU gate, tied output; no activation quantisation (llama.cpp has none at F32).
+  bitnet: { ...LLAMA_LIKE, qkvBias: false, oBias: false, mlpBias: false, tieEmbeddingsDefault: true, subNorms: true, ternariseLinears: true },
+  // MiniCPM: muP scales on embeddings, residual branches and the lm_head input.
+  minicpm: {
+    ...LLAMA_LIKE,
+    qkvBias: false,
+    oBias: false,
+    mlpBias: false,
+    embeddingScale: (config) => num(config, "scale_emb"),
+    residualScale: (config) => num(config, "scale_depth") / Math.sqrt(num(config, "num_hidden_layers")),
+    logitInputScale: (config) => num(config, "dim_model_base") / num(config, "hidden_size"),
+  },
 };
+
+/**
+ * BitNet's weight_quant, as the model applies it to its master weights: s = max(mean|W|, 1e-5),
+ * W' = clamp(round_half_even(W * (1/s)), -1, 1) / (1/s), each step in float32.
+ */
+function bitnetWeightQuant(weight: Float32Array): Float32Array {
+  let sum = 0;
+  for (const w of weight) sum += Math.abs(w);
+  const s = Math.fround(Math.max(Math.fround(sum / weight.length), 1e-5));
+  const inv = Math.fround(1 / s);
+  return weight.map((w) => {
+    const scaled = Math.fround(w * inv);
+    const rounded = Math.abs(scaled - Math.trunc(scaled)) === 0.5 ? 2 * Math.round(scaled / 2) : Math.round(scaled);
+    return Math.min(1, Math.max(-1, rounded)) / inv;
+  });
+}
 
 const ACTIVATIONS: Record<string, (x: number) => number> = {
   silu: (x) => x / (1 + Math.exp(-x)),
@@ -201,6 +236,8 @@ interface Layer {
   o: Linear;
   qNorm: Float32Array | null;
   kNorm: Float32Array | null;
+  attnSubNorm: Float32Array | null;
+  ffnSubNorm: Float32Array | null;
   gate: Linear;
   up: Linear;
   down: Linear;
@@ -261,12 +298,12 @@ function loadModel(modelDir: string): ReferenceModel {
   const src = new TensorSource(modelDir);
   const { hidden, headDim, heads, kvHeads, intermediate, vocab, arch } = h;
 
-  const linear = (prefix: string, out: number, inp: number, withBias: boolean): Linear => ({
-    out,
-    in: inp,
-    weight: src.get(`${prefix}.weight`, [out, inp]),
-    bias: withBias ? src.get(`${prefix}.bias`, [out]) : null,
-  });
+  const linear = (prefix: string, out: number, inp: number, withBias: boolean): Linear => {
+    const weight = src.get(`${prefix}.weight`, [out, inp]);
+    return { out, in: inp, weight: arch.ternariseLinears ? bitnetWeightQuant(weight) : weight, bias: withBias ? src.get(`${prefix}.bias`, [out]) : null };
+  };
+  /** The first of several HF names that the checkpoint has (naming differs between BitNet releases). */
+  const either = (names: string[], shape: number[]): Float32Array => src.get(names.find((name) => src.has(name)) ?? names[0]!, shape);
   const qkvBias = resolveFlag(arch.qkvBias, config);
   const oBias = resolveFlag(arch.oBias, config);
   const mlpBias = resolveFlag(arch.mlpBias, config);
@@ -283,6 +320,8 @@ function loadModel(modelDir: string): ReferenceModel {
       o: linear(`${p}.self_attn.o_proj`, hidden, heads * headDim, oBias),
       qNorm: arch.qkNorm ? src.get(`${p}.self_attn.q_norm.weight`, [headDim]) : null,
       kNorm: arch.qkNorm ? src.get(`${p}.self_attn.k_norm.weight`, [headDim]) : null,
+      attnSubNorm: arch.subNorms ? either([`${p}.self_attn.inner_attn_ln.weight`, `${p}.self_attn.attn_sub_norm.weight`], [heads * headDim]) : null,
+      ffnSubNorm: arch.subNorms ? either([`${p}.mlp.ffn_layernorm.weight`, `${p}.mlp.ffn_sub_norm.weight`], [intermediate]) : null,
       gate: linear(`${p}.mlp.gate_proj`, intermediate, hidden, mlpBias),
       up: linear(`${p}.mlp.up_proj`, intermediate, hidden, mlpBias),
       down: linear(`${p}.mlp.down_proj`, hidden, intermediate, mlpBias),
@@ -416,7 +455,8 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
     }
     applyRope(q, T, h.heads, h.headDim, h.invFreq, h.arch.rope);
     applyRope(k, T, h.kvHeads, h.headDim, h.invFreq, h.arch.rope);
-    const attended = causalAttention(q, k, v, T, h);
+    let attended = causalAttention(q, k, v, T, h);
+    if (layer.attnSubNorm) attended = rmsNormGroups(attended, h.heads * h.headDim, layer.attnSubNorm, h.eps);
     const attnOut = applyLinear(attended, T, layer.o);
     for (let i = 0; i < x.length; i++) x[i] = x[i]! + h.residualScale * attnOut[i]!;
 
@@ -424,8 +464,10 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
     const normed2 = rmsNormGroups(x, D, layer.postAttentionNorm, h.eps);
     const gate = applyLinear(normed2, T, layer.gate);
     const up = applyLinear(normed2, T, layer.up);
-    for (let i = 0; i < gate.length; i++) gate[i] = h.activation(gate[i]!) * up[i]!;
-    const mlpOut = applyLinear(gate, T, layer.down);
+    let hiddenActs: Float64Array = gate;
+    for (let i = 0; i < gate.length; i++) hiddenActs[i] = h.activation(gate[i]!) * up[i]!;
+    if (layer.ffnSubNorm) hiddenActs = rmsNormGroups(hiddenActs, h.intermediate, layer.ffnSubNorm, h.eps);
+    const mlpOut = applyLinear(hiddenActs, T, layer.down);
     for (let i = 0; i < x.length; i++) x[i] = x[i]! + h.residualScale * mlpOut[i]!;
   }
 

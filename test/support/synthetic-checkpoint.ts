@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -38,6 +38,8 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   llama: "LlamaForCausalLM",
   qwen2: "Qwen2ForCausalLM",
   qwen3: "Qwen3ForCausalLM",
+  bitnet: "BitnetForCausalLM",
+  minicpm: "MiniCPMForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -102,6 +104,11 @@ function validate(spec: SyntheticSpec): void {
   }
 }
 
+/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
+function tiedEmbeddings(spec: SyntheticSpec): boolean {
+  return spec.tieEmbeddings ?? spec.modelType === "bitnet";
+}
+
 /** config.json contents with the keys transformers writes for the given architecture. */
 export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
   const common = {
@@ -120,7 +127,7 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
     rope_theta: spec.modelType === "llama" ? 10000.0 : 1000000.0,
     rope_scaling: null,
     vocab_size: spec.vocab,
-    tie_word_embeddings: spec.tieEmbeddings ?? false,
+    tie_word_embeddings: tiedEmbeddings(spec),
     bos_token_id: BOS_ID,
     eos_token_id: EOS_ID,
     attention_dropout: 0.0,
@@ -135,6 +142,12 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, use_sliding_window: false, sliding_window: 4096, max_window_layers: spec.layers };
     case "qwen3":
       return { ...common, attention_bias: false, use_sliding_window: false, sliding_window: null, max_window_layers: spec.layers };
+    // 1bitLLM/bitnet_b1_58's keys (SiLU gate, as llama.cpp's bitnet graph computes it).
+    case "bitnet":
+      return { ...common, rope_theta: 10000.0, attention_bias: false, pretraining_tp: 1 };
+    // openbmb/MiniCPM-2B's muP keys; dim_model_base below hidden so the logit scale is not 1.
+    case "minicpm":
+      return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
   }
 }
 
@@ -146,7 +159,7 @@ export function syntheticTensors(spec: SyntheticSpec): TensorToWrite[] {
   validate(spec);
   const g = new Gaussian(spec.seed);
   const { hidden, heads, kvHeads, headDim, intermediate, vocab, dtype } = spec;
-  const tied = spec.tieEmbeddings ?? false;
+  const tied = tiedEmbeddings(spec);
   const tensors: TensorToWrite[] = [];
   const add = (name: string, shape: number[], data: Float32Array): void => {
     tensors.push({ name, shape, data, dtype });
@@ -172,10 +185,12 @@ export function syntheticTensors(spec: SyntheticSpec): TensorToWrite[] {
       norm(`${p}.self_attn.q_norm.weight`, headDim);
       norm(`${p}.self_attn.k_norm.weight`, headDim);
     }
+    if (spec.modelType === "bitnet") norm(`${p}.self_attn.inner_attn_ln.weight`, heads * headDim);
     matrix(`${p}.self_attn.o_proj.weight`, hidden, heads * headDim, 0.5);
     norm(`${p}.post_attention_layernorm.weight`, hidden);
     matrix(`${p}.mlp.gate_proj.weight`, intermediate, hidden, 1);
     matrix(`${p}.mlp.up_proj.weight`, intermediate, hidden, 1);
+    if (spec.modelType === "bitnet") norm(`${p}.mlp.ffn_layernorm.weight`, intermediate);
     matrix(`${p}.mlp.down_proj.weight`, hidden, intermediate, 0.5);
   }
   norm("model.norm.weight", hidden);

@@ -1,0 +1,35 @@
+import { UserError } from "../errors.js";
+import { f32, str } from "../writers/gguf/metadata.js";
+import type { Architecture } from "./types.js";
+
+/**
+ * BitNet b1.58: Llama with RMS sub-norms before the attention output and FFN down
+ * projections, ternary linear weights and the output tied to the token embedding.
+ * llama.cpp's graph uses NeoX RoPE (rows stay as HF stores them) and a SiLU-gated FFN.
+ */
+export const bitnet: Architecture = {
+  gguf: "bitnet",
+  hfArchitectures: ["BitNetForCausalLM", "BitnetForCausalLM"],
+  tensors: [
+    "token_embd", "output_norm",
+    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_sub_norm",
+    "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "ffn_sub_norm",
+  ],
+  interleaveRopeRows: false,
+  ternarisesLinearWeights: true,
+  // As llama.cpp's converter writes it: linear RoPE scaling of factor 1.0.
+  extraMetadata: () => [
+    ["bitnet.rope.scaling.type", str("linear")],
+    ["bitnet.rope.scaling.factor", f32(1)],
+  ],
+  checkConfig: (config) => {
+    const activation = config.config["hidden_act"];
+    if (activation !== undefined && activation !== "silu") {
+      throw new UserError(
+        `hidden_act '${String(activation)}' is not what llama.cpp's bitnet graph computes (a SiLU-gated FFN): the GGUF would load but produce wrong text. ` +
+          "Models such as microsoft/bitnet-b1.58-2B-4T (relu²) need bitnet.cpp's fork of llama.cpp",
+        { file: "config.json" },
+      );
+    }
+  },
+};

@@ -1,0 +1,66 @@
+/**
+ * Which bits and group size each module gets.
+ *
+ * Mixed recipes follow mlx-lm's `mixed_quant_predicate_builder`
+ * (mlx_lm/convert.py): recipe "L_H" quantizes with L bits except, at H bits,
+ * `lm_head` and the `v_proj` / `down_proj` of the layers where
+ * `use_more_bits` holds:
+ *
+ *   index < n // 8  or  index >= 7 * n // 8  or  (index - n // 8) % 3 == 2
+ *
+ * with n the number of decoder layers, `//` and `%` Python's floor division and
+ * modulo, and `index` the path component where the first `down_proj` path has
+ * its layer number (0 when the path is shorter, as for `lm_head`).
+ */
+
+import { MLX_GROUP_SIZES, type MlxBits, type MlxGroupSize } from "./affine.js";
+
+export type MixedRecipe = "2_6" | "3_4" | "3_6" | "4_6";
+export const MIXED_RECIPES: Readonly<Record<MixedRecipe, { readonly low: MlxBits; readonly high: MlxBits }>> = {
+  "2_6": { low: 2, high: 6 },
+  "3_4": { low: 3, high: 4 },
+  "3_6": { low: 3, high: 6 },
+  "4_6": { low: 4, high: 6 },
+};
+
+export function isMixedRecipe(value: unknown): value is MixedRecipe {
+  return typeof value === "string" && Object.hasOwn(MIXED_RECIPES, value);
+}
+
+const floorDiv = (a: number, b: number) => Math.floor(a / b);
+const pythonMod = (a: number, b: number) => ((a % b) + b) % b;
+
+/** mlx-lm's use_more_bits for decoder layer `index` of `layers`. */
+export function useMoreBits(index: number, layers: number): boolean {
+  const eighth = floorDiv(layers, 8);
+  return index < eighth || index >= floorDiv(7 * layers, 8) || pythonMod(index - eighth, 3) === 2;
+}
+
+/**
+ * The bits mlx-lm's mixed predicate gives the module at `path` (e.g.
+ * "model.layers.3.mlp.down_proj"); `layerPosition` is where the layer number
+ * sits in a dotted path (2 for "model.layers.N...").
+ */
+export function mixedBits(recipe: MixedRecipe, path: string, layers: number, layerPosition = 2): MlxBits {
+  const { low, high } = MIXED_RECIPES[recipe];
+  const parts = path.split(".");
+  const index = parts.length > layerPosition ? Number.parseInt(parts[layerPosition]!, 10) : 0;
+  const more = useMoreBits(index, layers);
+  if ((path.includes("v_proj") || path.includes("v_a_proj") || path.includes("v_b_proj")) && more) return high;
+  if (path.includes("down_proj") && more) return high;
+  if (path.includes("lm_head")) return high;
+  return low;
+}
+
+/**
+ * The group size for a weight whose rows have `inputs` values: the requested
+ * one if it divides `inputs`, else the largest size MLX allows that does, else
+ * undefined (the weight stays in float). mlx-lm itself keeps any weight whose
+ * input dimension the group size does not divide in float
+ * (mlx_lm/utils.py quantize_model, `module.weight.shape[-1] % group_size`).
+ */
+export function chooseGroupSize(inputs: number, requested: MlxGroupSize): MlxGroupSize | undefined {
+  if (inputs % requested === 0) return requested;
+  const fits = MLX_GROUP_SIZES.filter((size) => inputs % size === 0);
+  return fits.length === 0 ? undefined : Math.max(...fits) as MlxGroupSize;
+}
