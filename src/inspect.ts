@@ -2,7 +2,12 @@ import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
 import { gguf, GGUFValueType } from "@huggingface/gguf";
 import { UserError } from "./errors.js";
-import { openCheckpoint } from "./readers/checkpoint.js";
+import { ARCHITECTURES } from "./arch/index.js";
+import { ternaryLayout } from "./plan/gguf-plan.js";
+import { decodeFloats } from "./quant/float.js";
+import { ternaryScale } from "./quant/ternary.js";
+import { openCheckpoint, type Checkpoint } from "./readers/checkpoint.js";
+import { isFloatDtype, type FloatDtype } from "./readers/dtypes.js";
 import { ggmlTypeName, tensorBytes, type GgmlType } from "./quant/ggml-types.js";
 
 export interface InspectedTensor {
@@ -14,9 +19,18 @@ export interface InspectedTensor {
   readonly bytes: number;
 }
 
+/** How a checkpoint holds ternary (1.58-bit) weights, which decides whether --bits 1.58 is lossless. */
+export type TernaryKind =
+  | "bitnet-packed" // uint8 2-bit codes + weight_scale (quant_method "bitnet")
+  | "bitnet-master-weights" // full precision, ternarised by the model (absmean)
+  | "fake-quantized" // floats that are already {-s, 0, +s} per tensor (BitCPM, ternary fine-tunes)
+  | "not-ternary";
+
 export interface InspectReport {
   readonly path: string;
   readonly format: "safetensors" | "gguf";
+  /** Checkpoints only. */
+  readonly ternary?: TernaryKind;
   readonly metadata: Readonly<Record<string, unknown>>;
   readonly tensors: readonly InspectedTensor[];
   readonly totalBytes: number;
@@ -34,7 +48,7 @@ async function inspectCheckpoint(path: string): Promise<InspectReport> {
   const checkpoint = await openCheckpoint(path);
   try {
     const tensors = [...checkpoint.tensors.values()].map((t) => ({ name: t.name, type: t.dtype, shape: t.shape, bytes: t.byteLength }));
-    return report(resolve(path), "safetensors", { config: checkpoint.config }, tensors);
+    return { ...report(resolve(path), "safetensors", { config: checkpoint.config }, tensors), ternary: await ternaryKind(checkpoint) };
   } finally {
     await checkpoint.close();
   }
@@ -57,6 +71,22 @@ async function inspectGguf(path: string): Promise<InspectReport> {
     return { name: info.name, type: ggmlTypeName(type), shape, bytes: tensorBytes(type, shape) };
   });
   return report(resolve(path), "gguf", metadata, tensors);
+}
+
+const LINEAR_WEIGHT = /\.(q|k|v|o|gate|up|down)_proj\.weight$/;
+
+/** Packed and master-weight BitNet are known from the config; floats are read until one is not ternary. */
+async function ternaryKind(checkpoint: Checkpoint): Promise<TernaryKind> {
+  const architecture = ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(String((checkpoint.config["architectures"] as unknown[] | undefined)?.[0])));
+  const layout = architecture && ternaryLayout(checkpoint, architecture);
+  if (layout === "packed") return "bitnet-packed";
+  if (layout === "absmean") return "bitnet-master-weights";
+  const linear = [...checkpoint.tensors.values()].filter((t) => LINEAR_WEIGHT.test(t.name) && isFloatDtype(t.dtype));
+  if (linear.length === 0) return "not-ternary";
+  for (const tensor of linear) {
+    if (ternaryScale(decodeFloats(await tensor.file.read(tensor.name), tensor.dtype as FloatDtype)) === undefined) return "not-ternary";
+  }
+  return "fake-quantized";
 }
 
 function report(path: string, format: InspectReport["format"], metadata: Record<string, unknown>, tensors: InspectedTensor[]): InspectReport {

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { convertToGguf } from "../src/convert.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 import { SCHEMES, resolveScheme } from "../src/quant/schemes.js";
-import { TINY_LLAMA, tempDir } from "./support/cli.js";
+import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
 import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, llamaQuantizeAvailable } from "./support/llama-quantize.js";
@@ -24,14 +24,14 @@ const THREADS = 2;
  * edgequant straight from safetensors vs llama.cpp's llama_model_quantize applied to our GGUF of
  * the same model in the source's own precision (BF16: both quantize the very same values).
  */
-function describeModel(label: string, source: () => string) {
+function describeModel(label: string, source: () => string, schemes = QUANTIZED) {
   describe.skipIf(!available)(`${label}: every scheme equals llama_model_quantize tensor for tensor (type and bytes)`, () => {
     let bf16 = "";
     it("writes the BF16 GGUF llama.cpp quantizes from", async () => {
       bf16 = join(dir, `${label}-bf16.gguf`);
       await convertToGguf({ source: source(), output: bf16, scheme: resolveScheme({ scheme: "bf16" }) });
     });
-    for (const scheme of QUANTIZED) {
+    for (const scheme of schemes) {
       it(scheme.name, async () => {
         const ours = join(dir, `${label}-${scheme.name}-ours.gguf`);
         const theirs = join(dir, `${label}-${scheme.name}-llama.gguf`);
@@ -50,6 +50,8 @@ function describeModel(label: string, source: () => string) {
 }
 
 describeModel("tiny-llama (trained, 6 layers)", () => TINY_LLAMA);
+// The 1.58-bit headline: genuinely ternary weights through TQ1_0/TQ2_0.
+describeModel("tiny-llama-ternary", () => TINY_LLAMA_TERNARY, QUANTIZED.filter((s) => s.name === "tq1_0" || s.name === "tq2_0"));
 // TinyLlama-1.1B's shapes: 22 layers exercise llama.cpp's use_more_bits layer choices; rows of
 // 5632 (not a multiple of 256) in ffn_down exercise the block-size fallbacks.
 describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));

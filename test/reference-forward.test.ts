@@ -18,7 +18,7 @@ import {
   halfBitsToFloat,
   SafetensorsFile,
   writeSafetensors,
-  type TensorToWrite,
+  type FloatTensorToWrite,
 } from "./support/safetensors.js";
 import { syntheticConfig, syntheticTensors, writeHfFolder, writeSyntheticCheckpoint, type SyntheticSpec } from "./support/synthetic-checkpoint.js";
 import { llamaSourcePath } from "./support/llama-source.js";
@@ -115,7 +115,7 @@ const SMALL: Omit<SyntheticSpec, "modelType" | "dtype" | "seed"> = {
   vocab: 4096,
 };
 
-function tensorMap(tensors: TensorToWrite[]): Map<string, Float32Array> {
+function tensorMap(tensors: FloatTensorToWrite[]): Map<string, Float32Array> {
   return new Map(tensors.map((t) => [t.name, Float32Array.from(t.data)]));
 }
 
@@ -198,7 +198,7 @@ describe("reference forward on synthetic checkpoints", () => {
       }
       return out;
     };
-    const tensorsB = tensorsA.map((t): TensorToWrite => {
+    const tensorsB = tensorsA.map((t): FloatTensorToWrite => {
       if (!/\.self_attn\.[kv]_proj\./.test(t.name)) return t;
       const isBias = t.name.endsWith(".bias");
       const width = isBias ? 1 : specA.hidden;
@@ -213,7 +213,7 @@ describe("reference forward on synthetic checkpoints", () => {
     expect(cmp.maxAbsDiff).toBeLessThan(1e-4);
 
     // Control: pairing heads the other way (tile instead of repeat_interleave) must differ.
-    const tiled = tensorsA.map((t): TensorToWrite => {
+    const tiled = tensorsA.map((t): FloatTensorToWrite => {
       if (!/\.self_attn\.[kv]_proj\./.test(t.name)) return t;
       const isBias = t.name.endsWith(".bias");
       const rowLen = specA.headDim * (isBias ? 1 : specA.hidden);
@@ -231,7 +231,7 @@ describe("reference forward on synthetic checkpoints", () => {
 
   it("qwen3 q_norm/k_norm make attention invariant to the scale of q_proj and k_proj (llama is not)", () => {
     const tokens = [BOS, 300, 301, 302, 9, 4001];
-    const scaleQK = (t: TensorToWrite): TensorToWrite =>
+    const scaleQK = (t: FloatTensorToWrite): FloatTensorToWrite =>
       /\.self_attn\.[qk]_proj\.weight$/.test(t.name) ? { ...t, data: Float32Array.from(t.data, (v) => v * 3) } : t;
     for (const modelType of ["qwen3", "llama"] as const) {
       const spec: SyntheticSpec = { ...SMALL, modelType, dtype: "F32", seed: 21 };

@@ -1,6 +1,6 @@
 import { Command } from "commander";
 import { UserError } from "../errors.js";
-import { inspect, type InspectReport } from "../inspect.js";
+import { inspect, type InspectReport, type TernaryKind } from "../inspect.js";
 import { quantizationError, type TensorError } from "../quant/error-stats.js";
 import { formatBytes } from "./progress.js";
 
@@ -29,6 +29,13 @@ Examples:
     });
 }
 
+const TERNARY_EXPLANATION: Record<TernaryKind, string> = {
+  "bitnet-packed": "BitNet packed 2-bit codes: --bits 1.58 unpacks them into TQ1_0 without loss",
+  "bitnet-master-weights": "BitNet master weights: --bits 1.58 ternarises them (absmean) as the model does",
+  "fake-quantized": "every linear weight is {-s, 0, +s}: --bits 1.58 is lossless",
+  "not-ternary": "no (--bits 1.58 would be lossy and is refused without --allow-lossy-ternary)",
+};
+
 function formatReport(report: InspectReport): string {
   const lines = [`${report.path} (${report.format})`];
   for (const [key, value] of Object.entries(report.metadata)) {
@@ -41,6 +48,7 @@ function formatReport(report: InspectReport): string {
     lines.push(`  ${t.name.padEnd(nameWidth)}  ${t.type.padEnd(6)}  ${`[${t.shape.join(", ")}]`.padEnd(16)}  ${formatBytes(t.bytes)}`);
   }
   lines.push("", `  ${report.tensors.length} tensors, ${(report.parameters / 1e6).toFixed(2)}M parameters, ${formatBytes(report.totalBytes)}`);
+  if (report.ternary) lines.push(`  ternary: ${TERNARY_EXPLANATION[report.ternary]}`);
   return `${lines.join("\n")}\n`;
 }
 

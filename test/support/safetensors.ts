@@ -181,13 +181,16 @@ export class SafetensorsFile {
 // ---------------------------------------------------------------------------
 // Writing
 
-export interface TensorToWrite {
+export interface FloatTensorToWrite {
   name: string;
   shape: number[];
   /** Values in row-major order; encoded to `dtype` on write. */
   data: Float32Array | Float64Array | number[];
   dtype: SafetensorsDtype;
 }
+
+/** A float tensor, or the raw bytes of an integer one (e.g. BitNet's packed uint8 weights). */
+export type TensorToWrite = FloatTensorToWrite | { name: string; shape: number[]; data: Uint8Array; dtype: "U8" };
 
 /** Writes a single-file safetensors checkpoint. Assumes a little-endian host (as does the reader). */
 export function writeSafetensors(path: string, tensors: TensorToWrite[], metadata: Record<string, string> = { format: "pt" }): void {
@@ -200,7 +203,9 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
       throw new Error(`writeSafetensors: ${tensor.name} has ${tensor.data.length} values for shape ${JSON.stringify(tensor.shape)}`);
     }
     let bytes: Uint8Array;
-    if (tensor.dtype === "F32") {
+    if (tensor.dtype === "U8") {
+      bytes = tensor.data;
+    } else if (tensor.dtype === "F32") {
       bytes = new Uint8Array(Float32Array.from(tensor.data).buffer);
     } else {
       const encode = tensor.dtype === "F16" ? floatToHalfBits : floatToBf16Bits;

@@ -9,7 +9,7 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { writeSafetensors, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
+import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 
 export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm";
 
@@ -155,12 +155,12 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
  * The checkpoint's tensors (HF names, [out, in] Linear layout) as float32 values, before
  * encoding to spec.dtype. Exposed so tests can edit weights before writing.
  */
-export function syntheticTensors(spec: SyntheticSpec): TensorToWrite[] {
+export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   validate(spec);
   const g = new Gaussian(spec.seed);
   const { hidden, heads, kvHeads, headDim, intermediate, vocab, dtype } = spec;
   const tied = tiedEmbeddings(spec);
-  const tensors: TensorToWrite[] = [];
+  const tensors: FloatTensorToWrite[] = [];
   const add = (name: string, shape: number[], data: Float32Array): void => {
     tensors.push({ name, shape, data, dtype });
   };
