@@ -9,7 +9,9 @@ import { KernelPool } from "./quant/pool.js";
 import type { Scheme } from "./quant/schemes.js";
 import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "./tokenizer/index.js";
 import type { GgufMetadata } from "./writers/gguf/metadata.js";
+import { assignSplits, splitCount, splitMetadata, splitPath, type SplitRule } from "./writers/gguf/split.js";
 import { writeGguf } from "./writers/gguf/writer.js";
+import { UserError } from "./errors.js";
 
 export interface ConversionProgress {
   readonly tensor: string;
@@ -26,11 +28,16 @@ export interface GgufConversionOptions {
   readonly threads?: number;
   /** Quantize non-ternary weights to TQ1_0/TQ2_0 anyway; by default they are refused (exit 2). */
   readonly allowLossyTernary?: boolean;
+  /** Write gguf-split files instead of one file; `part` writes only split `index` (0-based) of `count`, for CI matrix jobs. */
+  readonly split?: { readonly rule: SplitRule; readonly part?: { readonly index: number; readonly count: number } };
   readonly onProgress?: (progress: ConversionProgress) => void;
 }
 
 export interface ConversionReport {
+  /** The first (or only) file written. */
   readonly output: string;
+  /** Every file written: one, or the splits (only the requested part with `split.part`). */
+  readonly files: readonly string[];
   readonly format: "gguf";
   readonly architecture: string;
   readonly scheme: string;
@@ -67,39 +74,67 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
 
 async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings: readonly string[], options: GgufConversionOptions): Promise<ConversionReport> {
   const warnings = [...initialWarnings];
-  const quantized = plan.tensors.some((t) => !isFloatType(t.type));
+  const files = outputFiles(plan, metadata, options);
+  const writing = files.flatMap((file) => file.tensors);
+  const quantized = writing.some((t) => !isFloatType(t.type));
   const pool = quantized ? new KernelPool(options.threads === undefined ? {} : { threads: options.threads }) : undefined;
-  const totalBytes = plan.tensors.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
+  const totalBytes = writing.reduce((sum, t) => sum + tensorBytes(t.type, t.shape), 0);
   let doneBytes = 0;
-  const written = await writeGguf(
-    options.output,
-    metadata,
-    plan.tensors.map((tensor) => ({
-      name: tensor.name,
-      type: tensor.type,
-      shape: tensor.shape,
-      produce: async function* () {
-        const stats = { nonFiniteInSource: 0, overflowed: 0 };
-        yield* encodeTensor(tensor, stats, { ...(pool ? { pool } : {}), allowLossyTernary: options.allowLossyTernary ?? false });
-        warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
-      },
-    })),
-    {
-      onTensorWritten: (tensor, bytes) => {
-        doneBytes += bytes;
-        options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
-      },
-    },
-  ).finally(() => pool?.destroy());
+  let bytes = 0;
+  try {
+    for (const file of files) {
+      const written = await writeGguf(
+        file.path,
+        file.metadata,
+        file.tensors.map((tensor) => ({
+          name: tensor.name,
+          type: tensor.type,
+          shape: tensor.shape,
+          produce: async function* () {
+            const stats = { nonFiniteInSource: 0, overflowed: 0 };
+            yield* encodeTensor(tensor, stats, { ...(pool ? { pool } : {}), allowLossyTernary: options.allowLossyTernary ?? false });
+            warnings.push(...tensorWarnings(tensor, stats.nonFiniteInSource, stats.overflowed));
+          },
+        })),
+        {
+          onTensorWritten: (tensor, tensorBytesWritten) => {
+            doneBytes += tensorBytesWritten;
+            options.onProgress?.({ tensor: tensor.name, doneBytes, totalBytes });
+          },
+        },
+      );
+      bytes += written.bytes;
+    }
+  } finally {
+    await pool?.destroy();
+  }
   return {
-    output: options.output,
+    output: files[0]!.path,
+    files: files.map((file) => file.path),
     format: "gguf",
     architecture: plan.architecture.gguf,
     scheme: options.scheme.name,
-    tensors: plan.tensors.length,
-    bytes: written.bytes,
+    tensors: writing.length,
+    bytes,
     warnings,
   };
+}
+
+/** One file, or gguf-split files (all of them, or the one part a matrix job asked for). */
+function outputFiles(plan: GgufPlan, metadata: GgufMetadata, options: GgufConversionOptions) {
+  if (!options.split) return [{ path: options.output, metadata, tensors: plan.tensors }];
+  const { rule, part } = options.split;
+  const assignment = assignSplits(plan.tensors.map((t) => tensorBytes(t.type, t.shape)), rule);
+  const count = splitCount(assignment);
+  if (part !== undefined && part.count !== count) {
+    throw new UserError(`--part ${part.index + 1}/${part.count}, but these settings cut this model into ${count} splits: use --part i/${count}`);
+  }
+  const indices = part === undefined ? [...Array(count).keys()] : [part.index];
+  return indices.map((index) => ({
+    path: splitPath(options.output, index, count),
+    metadata: splitMetadata(metadata, index, count, plan.tensors.length),
+    tensors: plan.tensors.filter((_, i) => assignment[i] === index),
+  }));
 }
 
 function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: number): string[] {
