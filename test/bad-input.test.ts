@@ -177,6 +177,9 @@ describe("bad flags exit with code 2 and say what is accepted", () => {
     [["convert", TINY_LLAMA, "--to", "gguf", "--threads", "0"], /--threads must be a positive integer, got '0'/],
     [["convert", TINY_LLAMA], /required option '--to <format>' not specified/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--frobnicate"], /unknown option '--frobnicate'/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--layout", "genai"], /--layout can only be used with --to onnx/],
+    [["convert", TINY_LLAMA, "--to", "onnx", "--split-max-size", "1G"], /--split-max-size can only be used with --to gguf/],
+    [["convert", TINY_LLAMA, "--to", "onnx", "--scheme", "q4_k_m"], /--scheme names GGUF types; for --to onnx use --bits/],
   ];
   for (const [args, message] of cases) {
     it(args.slice(2).join(" ") || "missing --to", () => {

@@ -1,9 +1,10 @@
 import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { convertToGguf, type GgufConversionOptions } from "../convert.js";
-import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
+import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert-onnx.js";
 import { UserError } from "../errors.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
+import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
 import { formatBytes, ProgressBar } from "./progress.js";
 
 interface ConvertFlags {
@@ -17,22 +18,37 @@ interface ConvertFlags {
   allowLossyTernary?: boolean;
   splitMaxSize?: string;
   part?: string;
+  groupSize?: string;
+  layout?: OnnxLayout;
+  accuracyLevel?: string;
+}
+
+/** What every format's conversion reports, for the summary line and --json. */
+interface Summary {
+  readonly report: object;
+  readonly warnings: readonly string[];
+  readonly lines: readonly string[];
 }
 
 export function convertCommand(): Command {
   return new Command("convert")
     .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
-    .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files) or a .safetensors file")
-    .addOption(new Option("--to <format>", "output format").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
+    .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files), a .safetensors file, or (for --to gguf) an F32/F16/BF16 .gguf")
+    .addOption(new Option("--to <format>", "output format: gguf (llama.cpp), onnx (onnxruntime, transformers.js)").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
     .addOption(
-      new Option("--bits <bits>", `short form of --scheme: ${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}`).choices([...BITS_SHORTHANDS.keys()]),
+      new Option("--bits <bits>", `bits per weight; for GGUF the short form of --scheme: ${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}`).choices([
+        ...BITS_SHORTHANDS.keys(),
+      ]),
     )
-    .option("--scheme <name>", `GGUF type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
-    .option("-o, --output <path>", "output file (GGUF); default: <model folder name>-<scheme>.gguf in the current folder")
+    .option("--scheme <name>", `GGUF only: a ggml type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
+    .option("-o, --output <path>", "output file (GGUF) or folder (ONNX); default: named after the model and scheme, in the current folder")
     .option("--threads <n>", "worker threads for quantization (default: available cores)")
-    .option("--split-max-size <size>", "write gguf-split files of at most this much tensor data each (e.g. 2G, 500M), as llama.cpp's gguf-split does")
-    .option("--part <i/N>", "write only split i of N (for N parallel CI jobs); with --split-max-size, N must be the number of splits it makes")
+    .option("--split-max-size <size>", "GGUF: write gguf-split files of at most this much tensor data each (e.g. 2G, 500M), as llama.cpp's gguf-split does")
+    .option("--part <i/N>", "GGUF: write only split i of N (for N parallel CI jobs); with --split-max-size, N must be the number of splits it makes")
     .option("--allow-lossy-ternary", "with --bits 1.58 / tq1_0 / tq2_0: quantize weights that are not ternary anyway (they are refused by default)")
+    .option("--group-size <n>", "ONNX: quantization block along the input dimension, 16/32/64/128 (default 32, GGUF's block)")
+    .addOption(new Option("--layout <layout>", "ONNX: genai (model.onnx + genai_config.json) or transformersjs (onnx/model_<dtype>.onnx)").choices(["genai", "transformersjs"]))
+    .option("--accuracy-level <n>", "ONNX: MatMulNBits accuracy_level, 0 (exact float activations) or 4 (int8 activations, faster; default for 8/4 bits)")
     .option("--json", "print a machine-readable report on stdout (progress and warnings still go to stderr)")
     .option("--no-progress", "do not show progress on stderr")
     .addHelpText(
@@ -40,42 +56,83 @@ export function convertCommand(): Command {
       `
 Examples:
   $ edgequant convert ./TinyLlama-1.1B --to gguf                 # F16 GGUF, like convert_hf_to_gguf.py
-  $ edgequant convert ./Qwen3-0.6B --to gguf --scheme bf16 -o qwen3.gguf
+  $ edgequant convert ./Qwen3-0.6B --to gguf --bits 4 -o qwen3-q4_k_m.gguf   # Q4_K_M in one step
   $ edgequant convert model.safetensors --to gguf --bits 32 --json
   $ edgequant convert ./bitnet_b1_58-large --to gguf --bits 1.58             # ternary model, lossless TQ1_0
   $ edgequant convert ./Llama-3.1-70B --to gguf --bits 4 --split-max-size 5G -o out/llama70b.gguf
   $ edgequant convert ./Llama-3.1-70B --to gguf --bits 4 --part 2/8 -o out/llama70b.gguf   # one of 8 CI jobs
+  $ edgequant convert ./Qwen3-0.6B --to onnx --bits 4 --layout transformersjs -o qwen3-onnx
 
-The output is written to a temporary file beside the destination and renamed
+Output is written to a temporary file or folder beside the destination and renamed
 only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
     )
     .action(async (source: string, flags: ConvertFlags) => {
-      if (flags.to !== "gguf") throw new UserError(`--to ${flags.to} is not available in this version yet; use --to gguf`);
       if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
         throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
       }
-      const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
-      const output = resolve(flags.output ?? `${basename(resolve(source))}-${scheme.name}.gguf`);
-      const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
-      const report = await convertToGguf({
-        source,
-        output,
-        scheme,
-        ...(flags.threads === undefined ? {} : { threads: Number(flags.threads) }),
-        allowLossyTernary: flags.allowLossyTernary ?? false,
-        ...splitOption(flags),
-        onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
-      });
-      progress.finish();
-      for (const warning of report.warnings) process.stderr.write(`warning: ${warning}\n`);
-      if (flags.json) {
-        process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
-      } else {
-        const { tokenizer } = report;
-        const tokenizerLine = !tokenizer ? "" : `  tokenizer: ${tokenizer.model}${tokenizer.preDecision ? `, ${tokenizer.preDecision}` : ""}\n`;
-        process.stdout.write(`wrote ${report.files.join(", ")}\n  ${report.architecture}, ${report.scheme}, ${report.tensors} tensors, ${formatBytes(report.bytes)}\n${tokenizerLine}`);
-      }
+      const summary = flags.to === "gguf" ? await toGguf(source, flags) : flags.to === "onnx" ? await toOnnx(source, flags) : await toMlx();
+      for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
+      process.stdout.write(flags.json ? `${JSON.stringify(summary.report, null, 2)}\n` : `${summary.lines.join("\n")}\n`);
     });
+}
+
+function onlyFor(format: string, flags: ConvertFlags, names: (keyof ConvertFlags)[]) {
+  const given = names.filter((name) => flags[name] !== undefined);
+  if (given.length > 0) throw new UserError(`${given.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} can only be used with --to ${format}`);
+}
+
+async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
+  onlyFor("onnx", flags, ["groupSize", "layout", "accuracyLevel"]);
+  const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
+  const output = resolve(flags.output ?? `${basename(resolve(source), ".gguf")}-${scheme.name}.gguf`);
+  const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
+  const report = await convertToGguf({
+    source,
+    output,
+    scheme,
+    ...(flags.threads === undefined ? {} : { threads: Number(flags.threads) }),
+    allowLossyTernary: flags.allowLossyTernary ?? false,
+    ...splitOption(flags),
+    onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
+  });
+  progress.finish();
+  const { tokenizer } = report;
+  return {
+    report,
+    warnings: report.warnings,
+    lines: [
+      `wrote ${report.files.join(", ")}`,
+      `  ${report.architecture}, ${report.scheme}, ${report.tensors} tensors, ${formatBytes(report.bytes)}`,
+      ...(tokenizer ? [`  tokenizer: ${tokenizer.model}${tokenizer.preDecision ? `, ${tokenizer.preDecision}` : ""}`] : []),
+    ],
+  };
+}
+
+async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
+  if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to onnx use --bits 32, 16, 8, 4 or 1.58");
+  onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
+  const bits = Number(flags.bits ?? "16") as OnnxBits;
+  const output = resolve(flags.output ?? `${basename(resolve(source))}-onnx-${flags.bits ?? "16"}`);
+  const progress = new ProgressBar(`exporting ONNX ${flags.bits ?? "16"}-bit`, flags.progress);
+  const report = await convertToOnnx({
+    source,
+    output,
+    bits,
+    ...(flags.layout ? { layout: flags.layout } : {}),
+    ...(flags.groupSize === undefined ? {} : { groupSize: Number(flags.groupSize) as 32 }),
+    ...(flags.accuracyLevel === undefined ? {} : { accuracyLevel: Number(flags.accuracyLevel) as 0 }),
+    onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
+  });
+  progress.finish();
+  return {
+    report,
+    warnings: report.warnings,
+    lines: [`wrote ${report.output}/ (${report.layout} layout)`, `  ${report.architecture}, ${report.bits}-bit, ${report.initializers} initializers, ${formatBytes(report.weightBytes)} of weights`],
+  };
+}
+
+async function toMlx(): Promise<Summary> {
+  throw new UserError("--to mlx is not available in this version yet; use --to gguf or --to onnx");
 }
 
 function splitOption(flags: ConvertFlags): Pick<GgufConversionOptions, "split"> {

@@ -45,7 +45,8 @@ export class GraphBuilder {
     const found = this.constants.get(key);
     if (found) return found;
     const name = this.unique(`const_i64_${scalar ? "s" : "v"}_${values.join("_").replaceAll("-", "m")}`);
-    this.initializer(inlineTensor(name, ElementType.INT64, scalar ? [] : [values.length], int64Bytes(values)));
+    // unique() has claimed the name already.
+    this.initializers.push(inlineTensor(name, ElementType.INT64, scalar ? [] : [values.length], int64Bytes(values)));
     this.constants.set(key, name);
     return name;
   }

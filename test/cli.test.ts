@@ -1,0 +1,29 @@
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
+
+const dir = tempDir();
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("the CLI teaches and reports", () => {
+  it("--help lists the commands; convert --help shows examples for every format", () => {
+    const top = runCli(["--help"]);
+    expect(top.code).toBe(0);
+    expect(top.stdout).toMatch(/convert \[options\] <source>/);
+    expect(top.stdout).toMatch(/inspect \[options\] <path>/);
+    const convert = runCli(["convert", "--help"]);
+    expect(convert.code).toBe(0);
+    for (const example of ["--to gguf --bits 4", "--bits 1.58", "--split-max-size", "--part 2/8", "--to onnx"]) expect(convert.stdout).toContain(example);
+  });
+
+  it("--to onnx writes a model folder and a JSON report", () => {
+    const output = join(dir, "tiny-onnx");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "onnx", "--bits", "4", "-o", output, "--json", "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ format: "onnx", bits: 4, layout: "genai", output });
+    for (const file of ["model.onnx", "model.onnx_data", "genai_config.json", "config.json", "tokenizer.model"]) expect(existsSync(join(output, file)), file).toBe(true);
+    expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
+  });
+});

@@ -1,0 +1,173 @@
+// Runs our ONNX exports with onnxruntime-node (CPU) and reads their weights back, for tests
+// and benchmarks: full-sequence logits, token-by-token decoding with the KV cache, greedy
+// generation, and the dequantized value of every MatMulNBits weight.
+
+import { openSync, readFileSync, readSync, closeSync } from "node:fs";
+import { dirname, join } from "node:path";
+import * as ort from "onnxruntime-node";
+import { dequantizeNBits, type NBits } from "../../src/writers/onnx/nbits.js";
+import { decodeModel } from "../../src/writers/onnx/proto.js";
+import { logSoftmax } from "./logit-metrics.js";
+
+export interface OnnxModel {
+  readonly session: ort.InferenceSession;
+  readonly layers: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly vocab: number;
+}
+
+export async function loadOnnxModel(modelPath: string, options: ort.InferenceSession.SessionOptions = {}): Promise<OnnxModel> {
+  const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 2, ...options });
+  const past = session.inputNames.filter((name) => /^past_key_values\.\d+\.key$/.test(name));
+  const meta = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
+  const logitsMeta = session.outputMetadata.find((m) => m.name === "logits");
+  if (!meta || !meta.isTensor || !logitsMeta || !logitsMeta.isTensor) throw new Error(`${modelPath}: not a decoder with past_key_values and logits`);
+  return {
+    session,
+    layers: past.length,
+    kvHeads: meta.shape[1] as number,
+    headDim: meta.shape[3] as number,
+    vocab: logitsMeta.shape[2] as number,
+  };
+}
+
+const int64 = (values: readonly number[], dims: readonly number[]) => new ort.Tensor("int64", BigInt64Array.from(values.map(BigInt)), dims);
+
+export type KvCache = Record<string, ort.Tensor>;
+
+/** An empty cache (past length 0) for batch 1. */
+export function emptyCache(model: OnnxModel): KvCache {
+  const cache: KvCache = {};
+  for (let i = 0; i < model.layers; i++) {
+    for (const kind of ["key", "value"]) cache[`past_key_values.${i}.${kind}`] = new ort.Tensor("float32", new Float32Array(0), [1, model.kvHeads, 0, model.headDim]);
+  }
+  return cache;
+}
+
+/** Runs `tokens` after `cache` (batch 1); returns each position's logits and the grown cache. */
+export async function runStep(model: OnnxModel, tokens: readonly number[], cache: KvCache): Promise<{ logits: Float32Array[]; cache: KvCache }> {
+  const pastLength = (cache["past_key_values.0.key"]?.dims[2] as number | undefined) ?? 0;
+  const total = pastLength + tokens.length;
+  const feeds: Record<string, ort.Tensor> = {
+    input_ids: int64(tokens, [1, tokens.length]),
+    attention_mask: int64(Array.from({ length: total }, () => 1), [1, total]),
+    position_ids: int64(tokens.map((_, i) => pastLength + i), [1, tokens.length]),
+    ...cache,
+  };
+  const out = await model.session.run(feeds);
+  const data = out["logits"]!.data as Float32Array;
+  const logits: Float32Array[] = [];
+  for (let t = 0; t < tokens.length; t++) logits.push(data.slice(t * model.vocab, (t + 1) * model.vocab));
+  const next: KvCache = {};
+  for (let i = 0; i < model.layers; i++) {
+    next[`past_key_values.${i}.key`] = out[`present.${i}.key`]!;
+    next[`past_key_values.${i}.value`] = out[`present.${i}.value`]!;
+  }
+  return { logits, cache: next };
+}
+
+/** Logits of every position of `tokens`, in one pass from an empty cache. */
+export async function onnxLogits(model: OnnxModel, tokens: readonly number[]): Promise<Float32Array[]> {
+  return (await runStep(model, tokens, emptyCache(model))).logits;
+}
+
+/** Logits of every position, feeding one token at a time through the KV cache. */
+export async function onnxLogitsStepwise(model: OnnxModel, tokens: readonly number[]): Promise<Float32Array[]> {
+  let cache = emptyCache(model);
+  const all: Float32Array[] = [];
+  for (const token of tokens) {
+    const step = await runStep(model, [token], cache);
+    all.push(step.logits[0]!);
+    cache = step.cache;
+  }
+  return all;
+}
+
+function argmax(row: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < row.length; i++) if (row[i]! > row[best]!) best = i;
+  return best;
+}
+
+/** Greedy decoding: the prompt in one pass, then one token at a time through the cache. */
+export async function onnxGreedy(model: OnnxModel, prompt: readonly number[], count: number): Promise<number[]> {
+  let step = await runStep(model, prompt, emptyCache(model));
+  const generated: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const next = argmax(step.logits.at(-1)!);
+    generated.push(next);
+    if (i + 1 < count) step = await runStep(model, [next], step.cache);
+  }
+  return generated;
+}
+
+/**
+ * Perplexity over the same windows as test/support/perplexity.ts's llamaCppPerplexity:
+ * windows of `window` tokens starting with BOS, the second half of each scored.
+ */
+export async function onnxPerplexity(model: OnnxModel, tokens: readonly number[], options: { window: number; bos: number; maxWindows?: number }) {
+  const body = options.window - 1;
+  const windows = Math.min(Math.floor(tokens.length / body), options.maxWindows ?? Infinity);
+  let nll = 0;
+  let scored = 0;
+  for (let w = 0; w < windows; w++) {
+    const input = [options.bos, ...tokens.slice(w * body, (w + 1) * body)];
+    const logits = await onnxLogits(model, input);
+    for (let t = Math.floor(options.window / 2); t + 1 < input.length; t++) {
+      nll -= logSoftmax(logits[t]!)[input[t + 1]!]!;
+      scored++;
+    }
+  }
+  return { perplexity: Math.exp(nll / scored), scoredTokens: scored, windows };
+}
+
+/** The raw bytes of every initializer of an exported model (external data resolved), by name. */
+export function readInitializers(modelPath: string): Map<string, { dims: number[]; dataType: number; bytes: Uint8Array }> {
+  const model = decodeModel(readFileSync(modelPath));
+  const result = new Map<string, { dims: number[]; dataType: number; bytes: Uint8Array }>();
+  const handles = new Map<string, number>();
+  try {
+    for (const tensor of model.graph!.initializer ?? []) {
+      const dims = (tensor.dims ?? []).map(Number);
+      let bytes: Uint8Array;
+      if (tensor.dataLocation === 1) {
+        const entry = (key: string) => (tensor.externalData ?? []).find((e) => e.key === key)?.value ?? undefined;
+        const file = join(dirname(modelPath), entry("location")!);
+        let fd = handles.get(file);
+        if (fd === undefined) handles.set(file, (fd = openSync(file, "r")));
+        bytes = new Uint8Array(Number(entry("length")));
+        readSync(fd, bytes, 0, bytes.length, Number(entry("offset") ?? 0));
+      } else {
+        bytes = tensor.rawData ?? new Uint8Array(0);
+      }
+      result.set(tensor.name!, { dims, dataType: tensor.dataType ?? 0, bytes });
+    }
+  } finally {
+    for (const fd of handles.values()) closeSync(fd);
+  }
+  return result;
+}
+
+/** Every MatMulNBits and GatherBlockQuantized weight of an exported model as its dequantized [N, K] float32 matrix, by B's name. */
+export function dequantizedWeights(modelPath: string): Map<string, { n: number; k: number; bits: number; values: Float32Array }> {
+  const model = decodeModel(readFileSync(modelPath));
+  const tensors = readInitializers(modelPath);
+  const out = new Map<string, { n: number; k: number; bits: number; values: Float32Array }>();
+  for (const node of model.graph!.node ?? []) {
+    if (node.opType !== "MatMulNBits" && node.opType !== "GatherBlockQuantized") continue;
+    const gather = node.opType === "GatherBlockQuantized";
+    // MatMulNBits(A, B, scales, zero_points), GatherBlockQuantized(data, indices, scales, zero_points)
+    const input = gather ? [node.input![1]!, node.input![0]!, ...node.input!.slice(2)] : node.input ?? [];
+    const attr = (name: string) => Number((node.attribute ?? []).find((a) => a.name === name)?.i ?? 0);
+    const b = tensors.get(input[1]!)!;
+    const s = tensors.get(input[2]!)!;
+    const zp = input[3] ? tensors.get(input[3])?.bytes : undefined;
+    const bits = attr("bits") as NBits;
+    const blockSize = attr("block_size");
+    const layout = gather ? { n: b.dims[0]!, k: s.dims[1]! * blockSize, bits, blockSize } : { n: attr("N"), k: attr("K"), bits, blockSize };
+    const scales = new Float32Array(new Uint8Array(s.bytes).buffer);
+    out.set(input[1]!, { n: layout.n, k: layout.k, bits: layout.bits, values: dequantizeNBits(layout, b.bytes, scales, zp) });
+  }
+  return out;
+}
