@@ -1,5 +1,6 @@
 import { UserError } from "../errors.js";
 import { f32, str } from "../writers/gguf/metadata.js";
+import { DECODER_ROLES } from "./tensor-names.js";
 import type { Architecture } from "./types.js";
 
 /**
@@ -10,11 +11,7 @@ import type { Architecture } from "./types.js";
 export const bitnet: Architecture = {
   gguf: "bitnet",
   hfArchitectures: ["BitNetForCausalLM", "BitnetForCausalLM"],
-  tensors: [
-    "token_embd", "output_norm",
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_sub_norm",
-    "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "ffn_sub_norm",
-  ],
+  tensors: [...DECODER_ROLES.filter((role) => role !== "output"), "attn_sub_norm", "ffn_sub_norm"],
   interleaveRopeRows: false,
   ternarisesLinearWeights: true,
   // As llama.cpp's converter writes it: linear RoPE scaling of factor 1.0.

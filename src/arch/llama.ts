@@ -1,15 +1,12 @@
 import type { DecoderHparams } from "./config.js";
+import { DECODER_ROLES } from "./tensor-names.js";
 import type { Architecture, GeneratedTensor } from "./types.js";
 
 /** Llama 1/2/3 and Mistral: the reference decoder. */
 export const llama: Architecture = {
   gguf: "llama",
   hfArchitectures: ["LlamaForCausalLM", "MistralForCausalLM"],
-  tensors: [
-    "token_embd", "output_norm", "output",
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-    "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
-  ],
+  tensors: DECODER_ROLES,
   interleaveRopeRows: true,
   generatedTensors: llama3RopeFactors,
   // llama.cpp: 80 layers is 65B with full attention, 70B with grouped-query attention.

@@ -1,4 +1,5 @@
 import { f32 } from "../writers/gguf/metadata.js";
+import { DECODER_ROLES } from "./tensor-names.js";
 import type { Architecture } from "./types.js";
 
 /**
@@ -8,11 +9,7 @@ import type { Architecture } from "./types.js";
 export const minicpm: Architecture = {
   gguf: "minicpm",
   hfArchitectures: ["MiniCPMForCausalLM"],
-  tensors: [
-    "token_embd", "output_norm", "output",
-    "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
-    "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
-  ],
+  tensors: DECODER_ROLES,
   interleaveRopeRows: true,
   extraMetadata: (hparams, config) => [
     ["minicpm.embedding_scale", f32(config.number(["scale_emb"]))],

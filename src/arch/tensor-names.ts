@@ -24,6 +24,13 @@ export const TENSOR_NAMES = {
 
 export type TensorRole = keyof typeof TENSOR_NAMES;
 
+/** The tensors of a Llama-style decoder block stack; architectures add or drop a few. */
+export const DECODER_ROLES: readonly TensorRole[] = [
+  "token_embd", "output_norm", "output",
+  "attn_norm", "attn_q", "attn_k", "attn_v", "attn_output",
+  "ffn_norm", "ffn_gate", "ffn_up", "ffn_down",
+];
+
 /** Checkpoint tensors that carry no weights llama.cpp needs (buffers saved by older transformers). */
 export const IGNORED_HF_TENSORS = [/\.rotary_emb\.inv_freq$/];
 
