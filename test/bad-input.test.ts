@@ -171,7 +171,11 @@ describe("an output location that cannot take the file leaves nothing behind", (
 describe("bad flags exit with code 2 and say what is accepted", () => {
   const cases: [string[], RegExp][] = [
     [["convert", TINY_LLAMA, "--to", "tflite"], /argument 'tflite' is invalid\. Allowed choices are gguf, onnx, mlx/],
-    [["convert", TINY_LLAMA, "--to", "gguf", "--bits", "3"], /argument '3' is invalid\. Allowed choices are 32, 16, 8, 4, 1\.58/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--bits", "3"], /--bits must be one of 32, 16, 8, 4, 1\.58; got '3'/],
+    [["convert", TINY_LLAMA, "--to", "onnx", "--bits", "3"], /--bits for --to onnx must be 32, 16, 8, 4 or 1\.58; got '3'/],
+    [["convert", TINY_LLAMA, "--to", "mlx", "--bits", "7"], /--bits for --to mlx must be one of 2, 3, 4, 5, 6, 8, 1\.58; got '7'/],
+    [["convert", TINY_LLAMA, "--to", "mlx", "--mixed", "3_5"], /--mixed must be one of/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--mixed", "3_6"], /--mixed can only be used with --to mlx/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q9_k"], /unknown scheme 'q9_k'; schemes: f32, f16, bf16, q8_0/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "f16", "--bits", "16"], /give --scheme or --bits, not both/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--threads", "0"], /--threads must be a positive integer, got '0'/],

@@ -14,7 +14,7 @@ describe("the CLI teaches and reports", () => {
     expect(top.stdout).toMatch(/inspect \[options\] <path>/);
     const convert = runCli(["convert", "--help"]);
     expect(convert.code).toBe(0);
-    for (const example of ["--to gguf --bits 4", "--bits 1.58", "--split-max-size", "--part 2/8", "--to onnx"]) expect(convert.stdout).toContain(example);
+    for (const example of ["--to gguf --bits 4", "--bits 1.58", "--split-max-size", "--part 2/8", "--to onnx", "--to mlx"]) expect(convert.stdout).toContain(example);
   });
 
   it("--to onnx writes a model folder and a JSON report", () => {
@@ -25,5 +25,19 @@ describe("the CLI teaches and reports", () => {
     expect(report).toMatchObject({ format: "onnx", bits: 4, layout: "genai", output });
     for (const file of ["model.onnx", "model.onnx_data", "genai_config.json", "config.json", "tokenizer.model"]) expect(existsSync(join(output, file)), file).toBe(true);
     expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
+  });
+});
+
+describe("--to mlx through the CLI", () => {
+  it("writes an mlx-lm model folder and says what it decided", () => {
+    const output = join(dir, "tiny-mlx");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "mlx", "--bits", "4", "--group-size", "64", "-o", output, "--json", "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report).toMatchObject({ format: "mlx", bits: 4, groupSize: 64, output });
+    expect(existsSync(join(output, "config.json"))).toBe(true);
+    const human = runCli(["convert", TINY_LLAMA, "--to", "mlx", "--mixed", "3_6", "-o", join(dir, "tiny-mlx-mixed"), "--no-progress"]);
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toMatch(/MLX affine mixed 3_6, group size 64/);
   });
 });

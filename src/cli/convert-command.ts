@@ -1,10 +1,12 @@
 import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { convertToGguf, type GgufConversionOptions } from "../convert.js";
+import { convertToMlx } from "../convert-mlx.js";
 import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert-onnx.js";
 import { UserError } from "../errors.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
+import { defaultMlxOutput, mlxSummary, parseMlxFlags } from "./mlx-flags.js";
 import { formatBytes, ProgressBar } from "./progress.js";
 
 interface ConvertFlags {
@@ -21,6 +23,7 @@ interface ConvertFlags {
   groupSize?: string;
   layout?: OnnxLayout;
   accuracyLevel?: string;
+  mixed?: string;
 }
 
 /** What every format's conversion reports, for the summary line and --json. */
@@ -34,11 +37,11 @@ export function convertCommand(): Command {
   return new Command("convert")
     .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
     .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files), a .safetensors file, or (for --to gguf) an F32/F16/BF16 .gguf")
-    .addOption(new Option("--to <format>", "output format: gguf (llama.cpp), onnx (onnxruntime, transformers.js)").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
-    .addOption(
-      new Option("--bits <bits>", `bits per weight; for GGUF the short form of --scheme: ${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}`).choices([
-        ...BITS_SHORTHANDS.keys(),
-      ]),
+    .addOption(new Option("--to <format>", "output format: gguf (llama.cpp), onnx (onnxruntime, transformers.js), mlx (mlx-lm, MLX Swift)").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
+    .option(
+      "--bits <bits>",
+      `bits per weight. GGUF: short form of --scheme (${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}); ` +
+        "ONNX: 32, 16, 8, 4, 1.58; MLX: 8, 6, 5, 4 (default), 3, 2, 1.58",
     )
     .option("--scheme <name>", `GGUF only: a ggml type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
     .option("-o, --output <path>", "output file (GGUF) or folder (ONNX); default: named after the model and scheme, in the current folder")
@@ -46,7 +49,8 @@ export function convertCommand(): Command {
     .option("--split-max-size <size>", "GGUF: write gguf-split files of at most this much tensor data each (e.g. 2G, 500M), as llama.cpp's gguf-split does")
     .option("--part <i/N>", "GGUF: write only split i of N (for N parallel CI jobs); with --split-max-size, N must be the number of splits it makes")
     .option("--allow-lossy-ternary", "with --bits 1.58 / tq1_0 / tq2_0: quantize weights that are not ternary anyway (they are refused by default)")
-    .option("--group-size <n>", "ONNX: quantization block along the input dimension, 16/32/64/128 (default 32, GGUF's block)")
+    .option("--group-size <n>", "ONNX/MLX: values per quantization block along the input dimension (ONNX 16/32/64/128, default 32; MLX 32/64/128, default 64)")
+    .option("--mixed <recipe>", "MLX: mlx-lm's mixed-precision recipes 2_6, 3_4, 3_6, 4_6 (more bits for sensitive layers)")
     .addOption(new Option("--layout <layout>", "ONNX: genai (model.onnx + genai_config.json) or transformersjs (onnx/model_<dtype>.onnx)").choices(["genai", "transformersjs"]))
     .option("--accuracy-level <n>", "ONNX: MatMulNBits accuracy_level, 0 (exact float activations) or 4 (int8 activations, faster; default for 8/4 bits)")
     .option("--json", "print a machine-readable report on stdout (progress and warnings still go to stderr)")
@@ -62,6 +66,7 @@ Examples:
   $ edgequant convert ./Llama-3.1-70B --to gguf --bits 4 --split-max-size 5G -o out/llama70b.gguf
   $ edgequant convert ./Llama-3.1-70B --to gguf --bits 4 --part 2/8 -o out/llama70b.gguf   # one of 8 CI jobs
   $ edgequant convert ./Qwen3-0.6B --to onnx --bits 4 --layout transformersjs -o qwen3-onnx
+  $ edgequant convert ./Qwen3-0.6B --to mlx --bits 4 --group-size 64 -o qwen3-mlx-4bit
 
 Output is written to a temporary file or folder beside the destination and renamed
 only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
@@ -70,7 +75,7 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
       if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
         throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
       }
-      const summary = flags.to === "gguf" ? await toGguf(source, flags) : flags.to === "onnx" ? await toOnnx(source, flags) : await toMlx();
+      const summary = flags.to === "gguf" ? await toGguf(source, flags) : flags.to === "onnx" ? await toOnnx(source, flags) : await toMlx(source, flags);
       for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
       process.stdout.write(flags.json ? `${JSON.stringify(summary.report, null, 2)}\n` : `${summary.lines.join("\n")}\n`);
     });
@@ -82,7 +87,9 @@ function onlyFor(format: string, flags: ConvertFlags, names: (keyof ConvertFlags
 }
 
 async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
-  onlyFor("onnx", flags, ["groupSize", "layout", "accuracyLevel"]);
+  onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
+  onlyFor("onnx or mlx", flags, ["groupSize"]);
+  onlyFor("mlx", flags, ["mixed"]);
   const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
   const output = resolve(flags.output ?? `${basename(resolve(source), ".gguf")}-${scheme.name}.gguf`);
   const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
@@ -111,6 +118,8 @@ async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
 async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
   if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to onnx use --bits 32, 16, 8, 4 or 1.58");
   onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
+  onlyFor("mlx", flags, ["mixed"]);
+  if (flags.bits !== undefined && !["32", "16", "8", "4", "1.58"].includes(flags.bits)) throw new UserError(`--bits for --to onnx must be 32, 16, 8, 4 or 1.58; got '${flags.bits}'`);
   const bits = Number(flags.bits ?? "16") as OnnxBits;
   const output = resolve(flags.output ?? `${basename(resolve(source))}-onnx-${flags.bits ?? "16"}`);
   const progress = new ProgressBar(`exporting ONNX ${flags.bits ?? "16"}-bit`, flags.progress);
@@ -131,8 +140,24 @@ async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
   };
 }
 
-async function toMlx(): Promise<Summary> {
-  throw new UserError("--to mlx is not available in this version yet; use --to gguf or --to onnx");
+async function toMlx(source: string, flags: ConvertFlags): Promise<Summary> {
+  if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to mlx use --bits (and --group-size, --mixed)");
+  onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
+  onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
+  const parsed = parseMlxFlags(flags);
+  const output = resolve(flags.output ?? defaultMlxOutput(source, parsed));
+  const progress = new ProgressBar(`writing MLX ${parsed.mixed ? `mixed_${parsed.mixed}` : `${parsed.bits}-bit`}`, flags.progress);
+  const report = await convertToMlx({
+    source,
+    output,
+    ...parsed,
+    allowLossyTernary: flags.allowLossyTernary ?? false,
+    // As for ONNX: an earlier model folder at the destination is replaced, anything else is refused.
+    overwrite: true,
+    onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
+  });
+  progress.finish();
+  return { report, warnings: report.warnings, lines: [mlxSummary(report, formatBytes).trimEnd()] };
 }
 
 function splitOption(flags: ConvertFlags): Pick<GgufConversionOptions, "split"> {

@@ -13,8 +13,6 @@
  * 128), so every row starts on a word boundary.
  */
 
-const TWO_32 = 2 ** 32;
-
 /** Number of uint32 words `count` values of `bits` bits occupy. */
 export function packedWords(count: number, bits: number): number {
   const totalBits = count * bits;
@@ -35,18 +33,18 @@ export function packBits(q: Uint8Array, bits: number, out: Uint32Array): void {
     }
     return;
   }
-  // 3, 5 and 6 bits: a bit accumulator of at most 32 + 8 bits, held exactly in a double.
+  // 3, 5 and 6 bits: fill a 32-bit accumulator; a value that does not fit continues the next word.
   let accumulator = 0;
   let filled = 0;
   let w = 0;
   for (let i = 0; i < q.length; i++) {
-    accumulator += q[i]! * 2 ** filled;
+    const value = q[i]!;
+    accumulator |= value << filled; // bits past 32 fall off here and are carried below
     filled += bits;
     if (filled >= 32) {
-      const low = accumulator % TWO_32;
-      out[w++] = low;
-      accumulator = (accumulator - low) / TWO_32;
+      out[w++] = accumulator >>> 0;
       filled -= 32;
+      accumulator = filled > 0 ? value >>> (bits - filled) : 0;
     }
   }
 }

@@ -1,0 +1,119 @@
+/**
+ * A model folder written as a whole or not at all: everything goes into a
+ * hidden temporary folder beside the destination, which is renamed into place
+ * only when complete. A failure or Ctrl-C leaves the destination as it was.
+ */
+
+import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
+import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
+import { UserError } from "../../errors.js";
+import { writeAtomically } from "../atomic-file.js";
+
+/**
+ * Files of a Hugging Face model folder that an MLX folder carries over as they
+ * are: what tokenizer.save_pretrained writes plus generation_config.json
+ * (mlx_lm/utils.py save).
+ */
+export const COPIED_FILES = [
+  "tokenizer.json",
+  "tokenizer.model",
+  "tokenizer_config.json",
+  "special_tokens_map.json",
+  "added_tokens.json",
+  "vocab.json",
+  "merges.txt",
+  "vocab.txt",
+  "tiktoken.model",
+  "chat_template.jinja",
+  "chat_template.json",
+  "generation_config.json",
+] as const;
+
+/** Extensions copied whatever the file's name (tiktoken vocabularies, extra chat templates). */
+const COPIED_EXTENSIONS = [".tiktoken", ".jinja"];
+
+/** What sits at the destination now. */
+export function checkDestination(output: string, overwrite: boolean): void {
+  if (!existsSync(output)) return;
+  if (!statSync(output).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way", { file: output });
+  const entries = readdirSync(output);
+  if (entries.length === 0) return;
+  if (!overwrite) throw new UserError("the output folder exists and is not empty; choose a new folder or allow overwriting it", { file: output });
+  if (!entries.includes("config.json")) {
+    throw new UserError("the output folder is not empty and does not look like a model folder (no config.json); refusing to replace it", { file: output });
+  }
+}
+
+export class StagingFolder {
+  private readonly removeOnExit = () => rmSync(this.path, { recursive: true, force: true });
+
+  private constructor(
+    readonly path: string,
+    readonly destination: string,
+  ) {}
+
+  static async create(destination: string): Promise<StagingFolder> {
+    const parent = dirname(destination);
+    const path = join(parent, `.${basename(destination)}.${process.pid}.partial`);
+    await mkdir(parent, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot create the output's parent folder (${cause.code ?? cause.message}); nothing was written`, { file: destination });
+    });
+    await rm(path, { recursive: true, force: true });
+    await mkdir(path).catch((cause: NodeJS.ErrnoException) => {
+      throw new UserError(`cannot write output (${cause.code ?? cause.message}); nothing was written`, { file: destination });
+    });
+    const folder = new StagingFolder(path, destination);
+    process.once("exit", folder.removeOnExit);
+    return folder;
+  }
+
+  file(name: string): string {
+    return join(this.path, name);
+  }
+
+  async writeText(name: string, text: string): Promise<void> {
+    await writeAtomically(this.file(name), (handle) => handle.writeFile(text, "utf8"));
+  }
+
+  /** Copies the tokenizer files and generation config of `source` that exist; returns their names. */
+  async copyModelFiles(source: string): Promise<string[]> {
+    const names = (await readdir(source)).filter(
+      (name) => (COPIED_FILES as readonly string[]).includes(name) || COPIED_EXTENSIONS.some((extension) => name.endsWith(extension)),
+    );
+    const copied: string[] = [];
+    for (const name of names.sort()) {
+      if (!(await stat(join(source, name))).isFile()) continue;
+      const bytes = await readFile(join(source, name));
+      await writeAtomically(this.file(name), (handle) => handle.writeFile(bytes));
+      copied.push(name);
+    }
+    return copied;
+  }
+
+  /** Moves the finished folder into place, replacing what `checkDestination` allowed to replace. */
+  async commit(overwrite: boolean): Promise<void> {
+    checkDestination(this.destination, overwrite);
+    let old: string | undefined;
+    if (existsSync(this.destination)) {
+      old = join(dirname(this.destination), `.${basename(this.destination)}.${process.pid}.old`);
+      await rm(old, { recursive: true, force: true });
+      await rename(this.destination, old);
+    }
+    try {
+      await rename(this.path, this.destination);
+    } catch (cause) {
+      if (old) await rename(old, this.destination).catch(() => {});
+      throw new UserError(`cannot move the finished model into place (${(cause as NodeJS.ErrnoException).code ?? String(cause)}); nothing was written`, {
+        file: this.destination,
+      });
+    }
+    process.off("exit", this.removeOnExit);
+    if (old) await rm(old, { recursive: true, force: true });
+  }
+
+  async discard(): Promise<void> {
+    process.off("exit", this.removeOnExit);
+    await rm(this.path, { recursive: true, force: true });
+  }
+}

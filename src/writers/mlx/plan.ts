@@ -1,0 +1,277 @@
+/**
+ * Decides every tensor of an MLX (mlx-lm) model folder before any weight is
+ * read: names, dtypes, shapes, how each is encoded, and the `quantization`
+ * block of config.json.
+ *
+ * The layout is the one mlx-lm's convert writes and its loader expects
+ * (mlx_lm/utils.py quantize_model, save_model, load_model; mlx/nn/layers/quantized.py):
+ *  - Hugging Face tensor names are kept (MLX's llama / qwen2 / qwen3 use them
+ *    unchanged: no Q/K row permutation).
+ *  - Every nn.Linear and nn.Embedding weight (embed_tokens, q/k/v/o_proj,
+ *    gate/up/down_proj, lm_head) becomes `X.weight` uint32
+ *    [out, in * bits / 32], `X.scales` and `X.biases` [out, in / group_size] in
+ *    the float dtype; `X.bias`, norms and anything 1-D stay float.
+ *  - Floats are cast to config.json's `torch_dtype` when it is float16,
+ *    bfloat16 or float32, before quantizing, as mlx_lm/convert.py does;
+ *    otherwise each tensor keeps its own dtype.
+ *  - Tied embeddings: no lm_head tensor; the (quantized) embedding doubles as
+ *    the output layer, as the models' sanitize() drops lm_head.weight.
+ */
+
+import { ConfigReader, type DecoderHparams } from "../../arch/config.js";
+import type { Architecture } from "../../arch/types.js";
+import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../../arch/tensor-names.js";
+import { UserError } from "../../errors.js";
+import type { Checkpoint } from "../../readers/checkpoint.js";
+import type { FloatDtype } from "../../readers/dtypes.js";
+import type { SourceTensor } from "../../readers/source-tensor.js";
+import { type MlxBits, type MlxGroupSize } from "./affine.js";
+import { packedWords } from "./pack.js";
+import { chooseGroupSize, mixedBits, MIXED_RECIPES, type MixedRecipe } from "./recipes.js";
+
+/** `bits: 1.58` means ternary weights stored as exact 2-bit groups. */
+export type MlxBitsOption = MlxBits | 1.58;
+
+export interface MlxPlanOptions {
+  readonly bits: MlxBitsOption;
+  readonly groupSize: MlxGroupSize;
+  readonly mixed?: MixedRecipe;
+}
+
+export type UnitEncoding =
+  | { readonly kind: "float" }
+  | { readonly kind: "affine"; readonly bits: MlxBits; readonly groupSize: MlxGroupSize }
+  | { readonly kind: "ternary"; readonly groupSize: MlxGroupSize };
+
+export type OutputDtype = FloatDtype | "U32";
+
+export interface OutputTensor {
+  readonly name: string;
+  readonly dtype: OutputDtype;
+  readonly shape: readonly number[];
+  readonly byteLength: number;
+}
+
+/** One source tensor and the one (float) or three (weight, scales, biases) tensors it becomes. */
+export interface MlxUnit {
+  readonly source: SourceTensor;
+  /** The module path mlx-lm keys per-layer settings by: the name without `.weight` / `.bias`. */
+  readonly module: string;
+  readonly role: TensorRole;
+  /** The float dtype of the output (kept tensor, or scales and biases). */
+  readonly dtype: FloatDtype;
+  readonly encoding: UnitEncoding;
+  readonly outputs: readonly OutputTensor[];
+  /** Elements of the source, what mlx-lm counts as parameters. */
+  readonly parameters: number;
+}
+
+export interface MlxDecision {
+  /** The Hugging Face tensor name the decision is about. */
+  readonly tensor: string;
+  readonly action: "smaller-group" | "kept-float" | "lossy-ternary" | "dropped" | "config";
+  /** One sentence for a human. */
+  readonly message: string;
+  readonly groupSize?: number;
+  readonly bits?: number;
+}
+
+export interface QuantizationParams {
+  readonly group_size: number;
+  readonly bits: number;
+  readonly mode: "affine";
+}
+
+export interface MlxPlan {
+  readonly hparams: DecoderHparams;
+  readonly units: readonly MlxUnit[];
+  /** config.json's `quantization` (and `quantization_config`): global params, then per-module overrides. */
+  readonly quantization: Readonly<Record<string, number | string | QuantizationParams>>;
+  /** Keys to set in config.json beyond the quantization block. */
+  readonly configUpdates: Readonly<Record<string, unknown>>;
+  readonly decisions: readonly MlxDecision[];
+  /** The dtype floats are cast to (config torch_dtype), or undefined when each keeps its own. */
+  readonly castDtype: FloatDtype | undefined;
+}
+
+const QUANTIZABLE: ReadonlySet<TensorRole> = new Set(["token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
+const LAYER_LINEARS: ReadonlySet<TensorRole> = new Set(["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
+const BLOCK_ROLES: readonly TensorRole[] = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_q_norm", "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"];
+/** Biases mlx-lm's model classes always declare (Qwen2's attention has bias=True on q/k/v). */
+const REQUIRED_BIASES: Readonly<Record<string, readonly TensorRole[]>> = { qwen2: ["attn_q", "attn_k", "attn_v"] };
+
+const TORCH_DTYPES: Readonly<Record<string, FloatDtype>> = { float16: "F16", bfloat16: "BF16", float32: "F32" };
+
+/**
+ * mlx_lm/convert.py casts every float parameter to config["torch_dtype"], or
+ * text_config["dtype"] when there is no torch_dtype, if it names one of
+ * float16 / bfloat16 / float32.
+ */
+export function castDtypeOf(config: Readonly<Record<string, unknown>>): FloatDtype | undefined {
+  let name = config["torch_dtype"];
+  const textConfig = config["text_config"];
+  if ((name === undefined || name === null) && typeof textConfig === "object" && textConfig !== null) {
+    name = (textConfig as Record<string, unknown>)["dtype"];
+  }
+  return typeof name === "string" ? TORCH_DTYPES[name] : undefined;
+}
+
+export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
+  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  const hparams = reader.decoderHparams();
+  const castDtype = castDtypeOf(checkpoint.config);
+  const mapName = tensorNameMapper(architecture.tensors);
+  const decisions: MlxDecision[] = [];
+  const configUpdates: Record<string, unknown> = {};
+
+  const mapped: { source: SourceTensor; role: TensorRole; block: number | undefined; suffix: string }[] = [];
+  const unmapped: string[] = [];
+  for (const tensor of checkpoint.tensors.values()) {
+    if (IGNORED_HF_TENSORS.some((pattern) => pattern.test(tensor.name))) continue;
+    const name = mapName(tensor.name);
+    if (!name) {
+      unmapped.push(tensor.name);
+      continue;
+    }
+    mapped.push({ source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: tensor.name.slice(tensor.name.lastIndexOf(".") + 1) });
+  }
+  if (unmapped.length > 0) {
+    const shown = unmapped.slice(0, 5).join(", ") + (unmapped.length > 5 ? `, ... (${unmapped.length} in all)` : "");
+    throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${shown}`, { file: checkpoint.directory });
+  }
+  checkRequired(mapped.map((t) => t.source.name), architecture, hparams, checkpoint.directory);
+
+  // Tied embeddings, decided as transformers reads config.json; the flag is written out explicitly
+  // because mlx-lm's own defaults differ (llama and qwen2 default to tied, qwen3 requires the key).
+  const hasLmHead = checkpoint.tensors.has("lm_head.weight");
+  const tieFlag = checkpoint.config["tie_word_embeddings"];
+  const tied = typeof tieFlag === "boolean" ? tieFlag : !hasLmHead;
+  if (typeof tieFlag !== "boolean") {
+    configUpdates["tie_word_embeddings"] = tied;
+    decisions.push({
+      tensor: "lm_head.weight",
+      action: "config",
+      message: `config.json has no tie_word_embeddings; wrote ${tied} (${hasLmHead ? "the checkpoint has lm_head.weight" : "the checkpoint has no lm_head.weight"}), since mlx-lm's default differs by architecture`,
+    });
+  }
+  if (!tied && !hasLmHead) throw new UserError("tie_word_embeddings is false but the checkpoint has no lm_head.weight", { file: checkpoint.directory });
+
+  const quantization: Record<string, number | string | QuantizationParams> = {
+    group_size: options.groupSize,
+    bits: options.bits === 1.58 ? 2 : options.mixed ? MIXED_RECIPES[options.mixed].low : options.bits,
+    mode: "affine",
+  };
+
+  const ordered = mapped.sort((a, b) => unitOrder(a.source.name, b.source.name));
+  const units: MlxUnit[] = [];
+  for (const { source, role, suffix } of ordered) {
+    if (role === "output" && tied) {
+      decisions.push({ tensor: source.name, action: "dropped", message: "tied embeddings: lm_head.weight is not written; model.embed_tokens serves as the output layer, as in mlx-lm" });
+      continue;
+    }
+    const dtype = castDtype ?? source.dtype;
+    const module = source.name.slice(0, source.name.lastIndexOf("."));
+    const parameters = source.shape.reduce((a, b) => a * b, 1);
+    const floatUnit = (): MlxUnit => ({
+      source, module, role, dtype, parameters,
+      encoding: { kind: "float" },
+      outputs: [{ name: source.name, dtype, shape: source.shape, byteLength: parameters * bytesOf(dtype) }],
+    });
+    if (!(QUANTIZABLE.has(role) && suffix === "weight" && source.shape.length === 2)) {
+      units.push(floatUnit());
+      continue;
+    }
+    if (options.bits === 1.58 && !LAYER_LINEARS.has(role)) {
+      decisions.push({
+        tensor: source.name,
+        action: "kept-float",
+        message: `kept in ${dtype}: with --bits 1.58 only the decoder layers' linear weights are ternary; BitNet b1.58 models keep embeddings and the output layer in high precision`,
+      });
+      units.push(floatUnit());
+      continue;
+    }
+    const [rows, inputs] = source.shape as [number, number];
+    const groupSize = chooseGroupSize(inputs, options.groupSize);
+    const bits: MlxBits = options.bits === 1.58 ? 2 : options.mixed ? mixedBits(options.mixed, module, hparams.layers) : options.bits;
+    if (groupSize === undefined) {
+      decisions.push({
+        tensor: source.name,
+        action: "kept-float",
+        message: `kept in ${dtype}: its input dimension ${inputs} is not a multiple of 32, the smallest group size MLX allows`,
+      });
+      units.push(floatUnit());
+      continue;
+    }
+    if (groupSize !== options.groupSize) {
+      decisions.push({
+        tensor: source.name,
+        action: "smaller-group",
+        groupSize,
+        bits,
+        message: `quantized with group size ${groupSize} instead of ${options.groupSize}: its input dimension ${inputs} is not a multiple of ${options.groupSize}`,
+      });
+    }
+    if (options.mixed || groupSize !== options.groupSize) quantization[module] = { group_size: groupSize, bits, mode: "affine" };
+    const groups = inputs / groupSize;
+    const words = packedWords(inputs, bits);
+    units.push({
+      source, module, role, dtype, parameters,
+      encoding: options.bits === 1.58 ? { kind: "ternary", groupSize } : { kind: "affine", bits, groupSize },
+      outputs: [
+        { name: `${module}.weight`, dtype: "U32", shape: [rows, words], byteLength: rows * words * 4 },
+        { name: `${module}.scales`, dtype, shape: [rows, groups], byteLength: rows * groups * bytesOf(dtype) },
+        { name: `${module}.biases`, dtype, shape: [rows, groups], byteLength: rows * groups * bytesOf(dtype) },
+      ],
+    });
+  }
+  return { hparams, units, quantization, configUpdates, decisions, castDtype };
+}
+
+export function bytesOf(dtype: OutputDtype): number {
+  return dtype === "F16" || dtype === "BF16" ? 2 : 4;
+}
+
+/**
+ * The order tensors are written in: mlx-lm's parameter order at the top level
+ * (model.* before lm_head), natural order within (layer 10 after layer 9).
+ */
+function unitOrder(a: string, b: string): number {
+  const aHead = a.startsWith("lm_head.");
+  const bHead = b.startsWith("lm_head.");
+  if (aHead !== bHead) return aHead ? 1 : -1;
+  return naturalCompare(a, b);
+}
+
+function naturalCompare(a: string, b: string): number {
+  const split = (s: string) => s.split(/(\d+)/);
+  const pa = split(a);
+  const pb = split(b);
+  for (let i = 0; i < Math.min(pa.length, pb.length); i++) {
+    const x = pa[i]!;
+    const y = pb[i]!;
+    if (x === y) continue;
+    if (i % 2 === 1) return Number(x) - Number(y) || (x < y ? -1 : 1);
+    return x < y ? -1 : 1;
+  }
+  return pa.length - pb.length;
+}
+
+function checkRequired(names: readonly string[], architecture: Architecture, hparams: DecoderHparams, directory: string): void {
+  const present = new Set(names);
+  const required = ["model.embed_tokens.weight", "model.norm.weight"];
+  const hf: Partial<Record<TensorRole, string>> = {
+    attn_norm: "input_layernorm", attn_q: "self_attn.q_proj", attn_k: "self_attn.k_proj", attn_v: "self_attn.v_proj",
+    attn_output: "self_attn.o_proj", attn_q_norm: "self_attn.q_norm", attn_k_norm: "self_attn.k_norm",
+    ffn_norm: "post_attention_layernorm", ffn_gate: "mlp.gate_proj", ffn_up: "mlp.up_proj", ffn_down: "mlp.down_proj",
+  };
+  const roles = BLOCK_ROLES.filter((role) => architecture.tensors.includes(role));
+  const biases = REQUIRED_BIASES[architecture.gguf] ?? [];
+  for (let block = 0; block < hparams.layers; block++) {
+    for (const role of roles) required.push(`model.layers.${block}.${hf[role]}.weight`);
+    for (const role of biases) required.push(`model.layers.${block}.${hf[role]}.bias`);
+  }
+  const missing = required.filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    throw new UserError(`checkpoint is missing tensors mlx-lm needs: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: directory });
+  }
+}
