@@ -6,6 +6,7 @@ import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert-onnx.j
 import { UserError } from "../errors.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
+import { defaultFitPath, fitManifest, writeFitFiles } from "../fit/index.js";
 import { defaultMlxOutput, mlxSummary, parseMlxFlags } from "./mlx-flags.js";
 import { formatBytes, ProgressBar } from "./progress.js";
 
@@ -28,6 +29,8 @@ interface ConvertFlags {
 
 /** What every format's conversion reports, for the summary line and --json. */
 interface Summary {
+  /** The file or folder a fit manifest describes; absent when this run wrote only part of a model. */
+  readonly artifact?: string;
   readonly report: object;
   readonly warnings: readonly string[];
   readonly lines: readonly string[];
@@ -76,8 +79,12 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
         throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
       }
       const summary = flags.to === "gguf" ? await toGguf(source, flags) : flags.to === "onnx" ? await toOnnx(source, flags) : await toMlx(source, flags);
+      // Every artifact gets its fit manifest; a --part job has only one split, so the gathering step writes it.
+      const fit = summary.artifact && (await writeFitFiles(await fitManifest(summary.artifact), defaultFitPath(summary.artifact)));
       for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
-      process.stdout.write(flags.json ? `${JSON.stringify(summary.report, null, 2)}\n` : `${summary.lines.join("\n")}\n`);
+      const report = fit ? { ...summary.report, fit: fit.json } : summary.report;
+      const lines = fit ? [...summary.lines, `  fit: ${fit.json} (edgequant fit ${summary.artifact} for the table)`] : summary.lines;
+      process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${lines.join("\n")}\n`);
     });
 }
 
@@ -105,6 +112,7 @@ async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
   progress.finish();
   const { tokenizer } = report;
   return {
+    ...(flags.part === undefined ? { artifact: report.output } : {}),
     report,
     warnings: report.warnings,
     lines: [
@@ -134,6 +142,7 @@ async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
   });
   progress.finish();
   return {
+    artifact: report.output,
     report,
     warnings: report.warnings,
     lines: [`wrote ${report.output}/ (${report.layout} layout)`, `  ${report.architecture}, ${report.bits}-bit, ${report.initializers} initializers, ${formatBytes(report.weightBytes)} of weights`],
@@ -157,7 +166,7 @@ async function toMlx(source: string, flags: ConvertFlags): Promise<Summary> {
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();
-  return { report, warnings: report.warnings, lines: [mlxSummary(report, formatBytes).trimEnd()] };
+  return { artifact: report.output, report, warnings: report.warnings, lines: [mlxSummary(report, formatBytes).trimEnd()] };
 }
 
 function splitOption(flags: ConvertFlags): Pick<GgufConversionOptions, "split"> {

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
 import { convertCommand } from "./convert-command.js";
+import { fitCommand } from "./fit-command.js";
 import { inspectCommand } from "./inspect-command.js";
 
 export const EXIT_OK = 0;
@@ -18,7 +19,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .addCommand(convertCommand().exitOverride())
-    .addCommand(inspectCommand().exitOverride());
+    .addCommand(inspectCommand().exitOverride())
+    .addCommand(fitCommand().exitOverride());
   // Ctrl-C: exit through 'exit' handlers, which remove partial output files.
   process.once("SIGINT", () => process.exit(130));
   try {

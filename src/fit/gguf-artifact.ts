@@ -1,0 +1,141 @@
+import { existsSync, statSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { gguf } from "@huggingface/gguf";
+import { UserError } from "../errors.js";
+import { headCounts, type Artifact, type ArtifactTensor, type DecoderHparams } from "./artifact.js";
+import { contiguousBytes, ggmlType } from "./ggml-types.js";
+
+/** llama_ftype (include/llama.h) -> the name llama.cpp's quantize tool uses. */
+const FILE_TYPES: Record<number, string> = {
+  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",
+  13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS",
+  21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
+  29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+};
+
+/**
+ * Sliding-window layer patterns llama.cpp applies per architecture when the GGUF has no explicit
+ * `attention.sliding_window_pattern` (src/models/<arch>.cpp load_arch_hparams -> load_swa_pattern):
+ * layer il uses the window when il % n < n - 1.
+ */
+const SWA_PATTERNS: Record<string, { period: number; defaultWindow?: number }> = {
+  gemma2: { period: 2, defaultWindow: 4096 },
+  gemma3: { period: 6 },
+  cohere2: { period: 4 },
+  "gpt-oss": { period: 2 },
+  exaone4: { period: 4, defaultWindow: 4096 },
+  olmo2: { period: 4 },
+};
+
+const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
+
+/** Reads a GGUF file (or every shard of a split GGUF) into the fit model's description. */
+export async function readGgufArtifact(path: string): Promise<Artifact> {
+  const full = resolve(path);
+  if (!existsSync(full)) throw new UserError("no such file", { file: path });
+  const shardMatch = SHARD.exec(basename(full));
+  const files = shardMatch
+    ? Array.from({ length: Number(shardMatch[3]) }, (_, i) => join(dirname(full), `${shardMatch[1]}-${String(i + 1).padStart(5, "0")}-of-${shardMatch[3]}.gguf`))
+    : [full];
+  const tensors: ArtifactTensor[] = [];
+  let metadata: Record<string, unknown> = {};
+  for (const [index, file] of files.entries()) {
+    if (!existsSync(file)) throw new UserError(`shard ${index + 1} of the split GGUF is missing`, { file });
+    const parsed = await gguf(file, { allowLocalFile: true }).catch((cause: Error) => {
+      throw new UserError(`not a readable GGUF file (${cause.message})`, { file });
+    });
+    if (index === 0) metadata = parsed.metadata as unknown as Record<string, unknown>;
+    for (const info of parsed.tensorInfos) {
+      const ne = info.shape.map(Number);
+      const type = Number(info.dtype);
+      tensors.push({
+        name: info.name,
+        type: ggmlType(type).name,
+        ggmlType: type,
+        ne,
+        bytes: contiguousBytes(type, ne),
+        file,
+        offset: Number(parsed.tensorDataOffset + info.offset),
+      });
+    }
+  }
+  const arch = String(metadata["general.architecture"] ?? "");
+  if (!arch) throw new UserError("GGUF has no general.architecture", { file: path });
+  const key = (name: string) => metadata[`${arch}.${name}`];
+  const num = (name: string, fallback?: number): number => {
+    const value = key(name);
+    if (value === undefined || value === null) {
+      if (fallback === undefined) throw new UserError(`GGUF has no ${arch}.${name}`, { file: path });
+      return fallback;
+    }
+    return Number(value);
+  };
+  const nLayer = num("block_count");
+  const nEmbd = num("embedding_length");
+  const nHead = headCounts(key("attention.head_count"), nLayer);
+  const nHeadKv = headCounts(key("attention.head_count_kv"), nLayer, nHead[0]);
+  const headDim = nHead[0] ? nEmbd / nHead[0] : 0;
+  const tokens = metadata["tokenizer.ggml.tokens"];
+  const nVocab = num("vocab_size", Array.isArray(tokens) ? tokens.length : tensors.find((t) => t.name === "token_embd.weight")?.ne[1]);
+  const nFfRaw = key("feed_forward_length");
+  const nFf = Array.isArray(nFfRaw) ? nFfRaw.map(Number) : Array.from({ length: nLayer }, () => Number(nFfRaw ?? 0));
+  const window = num("attention.sliding_window", 0);
+  const pattern = key("attention.sliding_window_pattern");
+  const known = SWA_PATTERNS[arch];
+  let swaLayers: boolean[] = Array.from({ length: nLayer }, () => false);
+  let slidingWindow = 0;
+  if (Array.isArray(pattern)) {
+    swaLayers = pattern.map(Boolean);
+    slidingWindow = window;
+  } else if (known && (window > 0 || known.defaultWindow)) {
+    const period = typeof pattern === "number" || typeof pattern === "bigint" ? Number(pattern) : known.period;
+    slidingWindow = window > 0 ? window : known.defaultWindow!;
+    swaLayers = swaLayers.map((_, il) => period === 0 || il % period < period - 1);
+  }
+  if (!swaLayers.some(Boolean)) slidingWindow = 0;
+
+  const hparams: DecoderHparams = {
+    architecture: arch,
+    nLayer,
+    nEmbd,
+    nVocab,
+    nHead,
+    nHeadKv,
+    headDimK: num("attention.key_length", headDim),
+    headDimV: num("attention.value_length", headDim),
+    nFf,
+    contextLength: num("context_length", 2048),
+    slidingWindow,
+    swaLayers,
+    tiedEmbeddings: !tensors.some((t) => t.name === "output.weight"),
+  };
+  const fileType = metadata["general.file_type"];
+  const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
+  const parameters = tensors.reduce((sum, t) => sum + t.ne.reduce((a, b) => a * b, 1), 0);
+  const scaled = arch === "granite" || arch === "minicpm" || arch === "granitemoe";
+  return {
+    path: full,
+    format: "gguf",
+    name: String(metadata["general.name"] ?? basename(full, ".gguf")),
+    quantization: fileType === undefined ? dominantType(tensors) : (FILE_TYPES[Number(fileType)] ?? `file type ${String(fileType)}`),
+    hparams,
+    tensors,
+    weightBytes,
+    files: files.map((file) => ({ path: file, bytes: statSync(file).size })),
+    parameters,
+    details: {
+      kind: "gguf",
+      embeddingScale: scaled || arch.startsWith("gemma"),
+      residualScale: scaled,
+      logitScale: scaled,
+      attnSoftcap: arch === "gemma2" && Number(key("attn_logit_softcapping") ?? 0) > 0,
+      vocabTextBytes: Array.isArray(tokens) ? tokens.reduce((sum: number, t: unknown) => sum + String(t).length, 0) : 0,
+    },
+  };
+}
+
+function dominantType(tensors: readonly ArtifactTensor[]): string {
+  const bytes = new Map<string, number>();
+  for (const t of tensors) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.bytes);
+  return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]?.toUpperCase() ?? "unknown";
+}

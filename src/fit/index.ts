@@ -1,0 +1,10 @@
+export { fitManifest, findArtifacts, largestContext, defaultFitPath, DEFAULT_CONTEXTS, FIT_MANIFEST_SCHEMA } from "./manifest.js";
+export type { FitManifest, FitManifestOptions, FitArtifact, FitResult, FitRow, FitDevice, FitRuntime } from "./manifest.js";
+export { writeFitFiles, chartPathFor } from "./write.js";
+export { fitChartSvg } from "./svg.js";
+export { loadCatalogue, selectDevices, parseSize, DEVICES_FILE } from "./devices.js";
+export type { Device, Runtime, Catalogue } from "./devices.js";
+export { estimateLlamaCpp, DEFAULT_LLAMA_CPP } from "./llama-cpp.js";
+export type { LlamaCppSettings, LlamaCppEstimate, CpuRepackProfile } from "./llama-cpp.js";
+export { DEFAULT_KV_CONFIGS } from "./runtimes.js";
+export type { KvConfig } from "./runtimes.js";

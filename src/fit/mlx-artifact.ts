@@ -1,0 +1,100 @@
+/**
+ * MLX model folders (mlx-lm layout: config.json with an optional "quantization" entry and
+ * safetensors shards): tensor bytes exactly from the safetensors headers' data_offsets.
+ */
+import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { basename, join, resolve } from "node:path";
+import { UserError } from "../errors.js";
+import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
+import { estimateParameters } from "./onnx-artifact.js";
+
+const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 };
+
+function readSafetensorsHeader(file: string): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
+  const fd = openSync(file, "r");
+  try {
+    const prefix = Buffer.alloc(8);
+    readSync(fd, prefix, 0, 8, 0);
+    const length = Number(prefix.readBigUInt64LE(0));
+    if (length > 100_000_000) throw new UserError("safetensors header is implausibly large", { file });
+    const header = Buffer.alloc(length);
+    readSync(fd, header, 0, length, 8);
+    const parsed = JSON.parse(header.toString("utf8")) as Record<string, unknown>;
+    delete parsed["__metadata__"];
+    return parsed as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function isModelFolder(folder: string): boolean {
+  return existsSync(join(folder, "config.json")) && readdirSync(folder).some((f) => f.endsWith(".safetensors"));
+}
+
+export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
+  const folder = resolve(folderPath);
+  const config = JSON.parse(await readFile(join(folder, "config.json"), "utf8")) as Record<string, unknown>;
+  const shards = readdirSync(folder)
+    .filter((f) => f.endsWith(".safetensors"))
+    .sort()
+    .map((f) => join(folder, f));
+  if (shards.length === 0) throw new UserError("no .safetensors files", { file: folder });
+  const tensors: ArtifactTensor[] = [];
+  for (const shard of shards) {
+    for (const [name, info] of Object.entries(readSafetensorsHeader(shard))) {
+      const [begin, end] = info.data_offsets;
+      tensors.push({ name, type: info.dtype, ne: [...info.shape].reverse(), bytes: end - begin, file: shard });
+    }
+  }
+  const text = (config["text_config"] as Record<string, unknown> | undefined) ?? config;
+  const nLayer = Number(text["num_hidden_layers"]);
+  const nEmbd = Number(text["hidden_size"]);
+  if (!Number.isFinite(nLayer) || !Number.isFinite(nEmbd)) throw new UserError("config.json has no num_hidden_layers / hidden_size", { file: join(folder, "config.json") });
+  const nHead = headCounts(text["num_attention_heads"], nLayer);
+  const nHeadKv = headCounts(text["num_key_value_heads"], nLayer, nHead[0]);
+  const headDim = Number(text["head_dim"] ?? nEmbd / (nHead[0] ?? 1));
+  const nFf = Number(text["intermediate_size"] ?? 0);
+  const quant = (config["quantization"] ?? config["quantization_config"]) as { bits?: number; group_size?: number } | undefined;
+  const floatTensor = tensors.find((t) => t.name.endsWith("norm.weight"));
+  const dtype = String(config["torch_dtype"] ?? floatTensor?.type ?? "float16").toLowerCase();
+  const dtypeName = dtype.includes("bf16") || dtype.includes("bfloat16") ? "bfloat16" : dtype.includes("32") ? "float32" : "float16";
+  const tied = Boolean(config["tie_word_embeddings"] ?? !tensors.some((t) => t.name.startsWith("lm_head.")));
+  const nVocab = Number(text["vocab_size"] ?? 0);
+  const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
+  const floatParameters = tensors.filter((t) => DTYPE_BYTES[t.type] !== undefined && !t.name.endsWith(".scales") && !t.name.endsWith(".biases") && t.type !== "U32");
+  return {
+    path: folder,
+    format: "mlx",
+    name: basename(folder),
+    quantization: quant?.bits ? `${quant.bits}-bit affine, group ${quant.group_size ?? 64}` : dtypeName,
+    hparams: {
+      architecture: String(config["model_type"] ?? "unknown"),
+      nLayer,
+      nEmbd,
+      nVocab,
+      nHead,
+      nHeadKv,
+      headDimK: headDim,
+      headDimV: headDim,
+      nFf: Array.from({ length: nLayer }, () => nFf),
+      contextLength: Number(text["max_position_embeddings"] ?? 2048),
+      // mlx-lm's models (llama, qwen2, qwen3) keep a full KV cache even when the config names a window
+      slidingWindow: 0,
+      swaLayers: Array.from({ length: nLayer }, () => false),
+      tiedEmbeddings: tied,
+    },
+    tensors,
+    weightBytes,
+    files: shards.map((f) => ({ path: f, bytes: statSync(f).size })),
+    parameters: quant?.bits
+      ? estimateParameters(nLayer, nEmbd, nFf, nVocab, nHead[0] ?? 0, nHeadKv[0] ?? 0, headDim, tied)
+      : floatParameters.reduce((sum, t) => sum + t.ne.reduce((a, b) => a * b, 1), 0),
+    details: {
+      kind: "mlx",
+      dtype: dtypeName,
+      dtypeBytes: dtypeName === "float32" ? 4 : 2,
+      ...(quant?.bits ? { bits: quant.bits, groupSize: quant.group_size ?? 64 } : {}),
+    },
+  };
+}
