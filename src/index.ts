@@ -6,3 +6,7 @@ export { defaultFitPath, fitManifest, writeFitFiles } from "./fit/index.js";
 export { inspect, type InspectReport, type InspectedTensor } from "./inspect.js";
 export { resolveScheme, SCHEMES, type Scheme } from "./quant/schemes.js";
 export { UserError } from "./errors.js";
+export { loadRecipe, type Recipe } from "./pipeline/recipe.js";
+export { runRecipe } from "./pipeline/run.js";
+export { gatherManifest } from "./pipeline/gather.js";
+export { resolveSource } from "./readers/hub.js";

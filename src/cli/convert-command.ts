@@ -4,6 +4,7 @@ import { convertToGguf, type GgufConversionOptions } from "../convert.js";
 import { convertToMlx } from "../convert-mlx.js";
 import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert-onnx.js";
 import { UserError } from "../errors.js";
+import { resolveSource } from "../readers/hub.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
 import { defaultFitPath, fitManifest, writeFitFiles } from "../fit/index.js";
@@ -39,7 +40,7 @@ interface Summary {
 export function convertCommand(): Command {
   return new Command("convert")
     .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
-    .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files), a .safetensors file, or (for --to gguf) an F32/F16/BF16 .gguf")
+    .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files), hf:org/name[@revision] (Hugging Face cache, HF_TOKEN), a .safetensors file, or (for --to gguf) an F32/F16/BF16 .gguf")
     .addOption(new Option("--to <format>", "output format: gguf (llama.cpp), onnx (onnxruntime, transformers.js), mlx (mlx-lm, MLX Swift)").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
     .option(
       "--bits <bits>",
@@ -64,6 +65,7 @@ export function convertCommand(): Command {
 Examples:
   $ edgequant convert ./TinyLlama-1.1B --to gguf                 # F16 GGUF, like convert_hf_to_gguf.py
   $ edgequant convert ./Qwen3-0.6B --to gguf --bits 4 -o qwen3-q4_k_m.gguf   # Q4_K_M in one step
+  $ edgequant convert hf:Qwen/Qwen3-0.6B --to gguf --bits 4                  # from the Hub, via the HF cache
   $ edgequant convert model.safetensors --to gguf --bits 32 --json
   $ edgequant convert ./bitnet_b1_58-large --to gguf --bits 1.58             # ternary model, lossless TQ1_0
   $ edgequant convert ./Llama-3.1-70B --to gguf --bits 4 --split-max-size 5G -o out/llama70b.gguf
@@ -74,11 +76,14 @@ Examples:
 Output is written to a temporary file or folder beside the destination and renamed
 only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
     )
-    .action(async (source: string, flags: ConvertFlags) => {
+    .action(async (sourceArgument: string, flags: ConvertFlags) => {
       if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
         throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
       }
-      const summary = flags.to === "gguf" ? await toGguf(source, flags) : flags.to === "onnx" ? await toOnnx(source, flags) : await toMlx(source, flags);
+      // hf:org/name[@revision] is fetched into the Hugging Face cache first; local paths pass through.
+      const resolved = await resolveSource(sourceArgument, { progress: flags.progress });
+      const source = resolved.path;
+      const summary = await (flags.to === "gguf" ? toGguf(source, flags) : flags.to === "onnx" ? toOnnx(source, flags) : toMlx(source, flags)).finally(() => resolved.dispose());
       // Every artifact gets its fit manifest; a --part job has only one split, so the gathering step writes it.
       const fit = summary.artifact && (await writeFitFiles(await fitManifest(summary.artifact), defaultFitPath(summary.artifact)));
       for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);

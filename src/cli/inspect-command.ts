@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { UserError } from "../errors.js";
+import { resolveSource } from "../readers/hub.js";
 import { inspect, type InspectReport, type TernaryKind } from "../inspect.js";
 import { quantizationError, type TensorError } from "../quant/error-stats.js";
 import { formatBytes } from "./progress.js";
@@ -7,7 +8,7 @@ import { formatBytes } from "./progress.js";
 export function inspectCommand(): Command {
   return new Command("inspect")
     .description("list the tensors (name, type, shape, size) and metadata of a safetensors checkpoint or a GGUF file")
-    .argument("<path>", "model folder, .safetensors file or .gguf file")
+    .argument("<path>", "model folder, hf:org/name[@revision], .safetensors file or .gguf file")
     .option("--json", "print the full report as JSON")
     .option("--stats", "per-tensor quantization error of a GGUF against its source (needs --source)")
     .option("--source <path>", "with --stats: the model folder or F16/BF16/F32 GGUF the file was converted from")
@@ -22,10 +23,17 @@ Examples:
     .action(async (path: string, flags: { json?: boolean; stats?: boolean; source?: string }) => {
       if (flags.stats && !flags.source) throw new UserError("--stats compares against the model the file came from: give it with --source <folder or .gguf>");
       if (flags.source && !flags.stats) throw new UserError("--source is only used with --stats");
-      const report = await inspect(path);
-      const stats = flags.stats ? await quantizationError(path, flags.source!) : undefined;
-      if (flags.json) process.stdout.write(`${JSON.stringify(stats ? { ...report, stats } : report, null, 2)}\n`);
-      else process.stdout.write(stats ? formatStats(stats) : formatReport(report));
+      const target = await resolveSource(path, { progress: false });
+      const source = flags.source === undefined ? undefined : await resolveSource(flags.source, { progress: false });
+      try {
+        const report = await inspect(target.path);
+        const stats = source ? await quantizationError(target.path, source.path) : undefined;
+        if (flags.json) process.stdout.write(`${JSON.stringify(stats ? { ...report, stats } : report, null, 2)}\n`);
+        else process.stdout.write(stats ? formatStats(stats) : formatReport(report));
+      } finally {
+        await target.dispose();
+        await source?.dispose();
+      }
     });
 }
 

@@ -4,6 +4,8 @@ import { UserError } from "../errors.js";
 import { convertCommand } from "./convert-command.js";
 import { fitCommand } from "./fit-command.js";
 import { inspectCommand } from "./inspect-command.js";
+import { manifestCommand } from "./manifest-command.js";
+import { runCommand } from "./run-command.js";
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
@@ -20,7 +22,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     .exitOverride()
     .addCommand(convertCommand().exitOverride())
     .addCommand(inspectCommand().exitOverride())
-    .addCommand(fitCommand().exitOverride());
+    .addCommand(fitCommand().exitOverride())
+    .addCommand(runCommand().exitOverride())
+    .addCommand(manifestCommand().exitOverride());
   // Ctrl-C: exit through 'exit' handlers, which remove partial output files.
   process.once("SIGINT", () => process.exit(130));
   try {

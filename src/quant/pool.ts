@@ -40,7 +40,8 @@ export class KernelPool {
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 30_000,
-      ...(fromSource ? { execArgv: [...process.execArgv.filter((a) => !a.startsWith("--input-type")), "--import", "tsx"] } : {}),
+      // tsx resolved from here, not from the working folder, so running from any folder works.
+      ...(fromSource ? { execArgv: [...process.execArgv.filter((a) => !a.startsWith("--input-type")), "--import", import.meta.resolve("tsx")] } : {}),
     });
   }
 

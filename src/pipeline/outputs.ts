@@ -1,0 +1,168 @@
+/**
+ * The output kinds a recipe can ask for, one entry each: how to build it from
+ * the resolved source and what it is called in the manifest. A new format is a
+ * new entry here plus its block in formats/recipe.schema.json. Writers other
+ * than GGUF load when a recipe asks for them.
+ */
+import { existsSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { convertToGguf } from "../convert.js";
+import type { ConfigReader } from "../arch/config.js";
+import type { Architecture } from "../arch/types.js";
+import { UserError } from "../errors.js";
+import { resolveScheme } from "../quant/schemes.js";
+import { parseSplitSize } from "../writers/gguf/split.js";
+import type { ArtifactFormat } from "./manifest.js";
+import type { GgufOutput, MlxOutput, OnnxOutput, RecipeOutput } from "./recipe.js";
+
+export interface BuildContext {
+  /** The model folder or file to read. */
+  readonly source: string;
+  /** Absolute destination: the .gguf file or the model folder. */
+  readonly destination: string;
+  readonly threads?: number;
+  readonly onProgress: (done: number, total: number, detail: string) => void;
+}
+
+export interface BuiltArtifact {
+  /** Every file written, absolute. */
+  readonly files: readonly string[];
+  /** The artifact's main path: the GGUF (first split) or the folder. */
+  readonly path: string;
+  readonly scheme: string;
+  readonly architecture: string;
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly warnings: readonly string[];
+}
+
+export interface OutputKind<O extends RecipeOutput> {
+  readonly format: ArtifactFormat;
+  /** A single file or a model folder. */
+  readonly layout: "file" | "folder";
+  /** Short text for logs: "q4_k_m", "onnx int4 genai"... */
+  describe(output: O): string;
+  /** What may already sit at the destination; throws before any work starts. */
+  checkDestination(destination: string, output: O): void;
+  /** Refuses a model this output cannot be made from, from its config alone (before weights are read or downloaded). */
+  checkSource?(architecture: Architecture, config: ConfigReader, configFile: string): void | Promise<void>;
+  build(output: O, context: BuildContext): Promise<BuiltArtifact>;
+}
+
+const ONNX_SCHEMES: Record<string, string> = { "32": "fp32", "16": "fp16", "8": "int8", "4": "int4", "1.58": "ternary" };
+
+const gguf: OutputKind<GgufOutput> = {
+  format: "gguf",
+  layout: "file",
+  describe: (o) => `gguf ${o.scheme}${o.splitMaxSize ? ` (splits of ${o.splitMaxSize})` : ""}`,
+  checkDestination(destination) {
+    if (existsSync(destination) && statSync(destination).isDirectory()) throw new UserError("a folder is in the way of the GGUF file; remove it or choose another path", { file: destination });
+  },
+  checkSource(architecture, config) {
+    architecture.checkConfig?.(config);
+  },
+  async build(output, context) {
+    const report = await convertToGguf({
+      source: context.source,
+      output: context.destination,
+      scheme: resolveScheme({ scheme: output.scheme }),
+      ...(context.threads !== undefined ? { threads: context.threads } : {}),
+      ...(output.splitMaxSize ? { split: { rule: { maxBytes: parseSplitSize(output.splitMaxSize) } } } : {}),
+      onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
+    });
+    return {
+      files: report.files,
+      path: report.files[0]!,
+      scheme: report.scheme,
+      architecture: report.architecture,
+      settings: { scheme: report.scheme, ...(output.splitMaxSize ? { splitMaxSize: output.splitMaxSize, splits: report.files.length } : {}) },
+      warnings: report.warnings,
+    };
+  },
+};
+
+const onnx: OutputKind<OnnxOutput> = {
+  format: "onnx",
+  layout: "folder",
+  describe: (o) => `onnx ${ONNX_SCHEMES[String(o.bits)]} ${o.layout}${o.groupSize ? ` g${o.groupSize}` : ""}`,
+  checkDestination(destination) {
+    checkFolder(destination, "an ONNX model", (entries) => entries.some((e) => e.endsWith(".onnx") || e === "onnx" || e === "genai_config.json"));
+  },
+  async build(output, context) {
+    const { convertToOnnx } = await import("../convert-onnx.js");
+    const report = await convertToOnnx({
+      source: context.source,
+      output: context.destination,
+      bits: output.bits,
+      layout: output.layout,
+      ...(output.groupSize !== undefined ? { groupSize: output.groupSize } : {}),
+      ...(output.accuracyLevel !== undefined ? { accuracyLevel: output.accuracyLevel } : {}),
+      onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
+    });
+    return {
+      files: report.files.map((file) => join(report.output, file)),
+      path: report.output,
+      scheme: ONNX_SCHEMES[String(report.bits)] ?? String(report.bits),
+      architecture: report.architecture,
+      settings: { bits: report.bits, layout: report.layout, groupSize: report.groupSize, accuracyLevel: output.accuracyLevel, modelFile: report.modelFile },
+      warnings: report.warnings,
+    };
+  },
+};
+
+const mlx: OutputKind<MlxOutput> = {
+  format: "mlx",
+  layout: "folder",
+  describe: (o) => `mlx ${o.mixed ?? (o.bits === 1.58 ? "1.58bit" : `${o.bits}bit`)}${o.groupSize ? ` g${o.groupSize}` : ""}`,
+  checkDestination(destination) {
+    checkFolder(destination, "a model", (entries) => entries.includes("config.json"));
+  },
+  async checkSource(architecture, _config, configFile) {
+    const { MLX_ARCHITECTURES } = await import("../convert-mlx.js");
+    if (!MLX_ARCHITECTURES.includes(architecture.gguf)) {
+      throw new UserError(`MLX output supports ${MLX_ARCHITECTURES.join(", ")} models so far; '${architecture.gguf}' converts to GGUF only`, { file: configFile });
+    }
+  },
+  async build(output, context) {
+    const { convertToMlx } = await import("../convert-mlx.js");
+    const report = await convertToMlx({
+      source: context.source,
+      output: context.destination,
+      bits: output.bits,
+      ...(output.groupSize !== undefined ? { groupSize: output.groupSize } : {}),
+      ...(output.mixed !== undefined ? { mixed: output.mixed.replace(/^mixed_/, "") as "2_6" | "3_4" | "3_6" | "4_6" } : {}),
+      ...(output.maxShardSize !== undefined ? { maxShardBytes: parseSize(output.maxShardSize) } : {}),
+      overwrite: true,
+      onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
+    });
+    return {
+      files: report.files.map((file) => join(report.output, file)),
+      path: report.output,
+      scheme: output.mixed ?? (report.bits === 1.58 ? "1.58bit" : `${report.bits}bit`),
+      architecture: report.architecture,
+      settings: { bits: report.bits, groupSize: report.groupSize, mixed: output.mixed, bitsPerWeight: Math.round(report.bitsPerWeight * 1000) / 1000, shards: report.shards },
+      warnings: [...report.warnings, ...report.decisions.filter((d) => d.action === "lossy-ternary").map((d) => `${d.tensor}: ${d.message}`)],
+    };
+  },
+};
+
+/** The table: recipe key -> output kind. */
+export const OUTPUT_KINDS: { readonly [K in RecipeOutput["kind"]]: OutputKind<Extract<RecipeOutput, { kind: K }>> } = { gguf, onnx, mlx };
+
+export function kindOf<O extends RecipeOutput>(output: O): OutputKind<O> {
+  return OUTPUT_KINDS[output.kind] as unknown as OutputKind<O>;
+}
+
+/** A folder output may replace a folder holding the same kind of model, nothing else. */
+function checkFolder(destination: string, what: string, isModel: (entries: string[]) => boolean): void {
+  if (!existsSync(destination)) return;
+  if (!statSync(destination).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way; remove it or choose another path", { file: destination });
+  const entries = readdirSync(destination);
+  if (entries.length > 0 && !isModel(entries)) throw new UserError(`the folder exists and does not hold ${what}; edgequant will not replace it: remove it or choose another path`, { file: destination });
+}
+
+/** 5G, 500M: whole numbers of 10^9 / 10^6 bytes, as --split-max-size. */
+function parseSize(text: string): number {
+  const match = /^(\d+)([MG])$/.exec(text);
+  if (!match) throw new UserError(`expected a size like 2G or 500M, got '${text}'`);
+  return Number(match[1]) * (match[2] === "G" ? 1e9 : 1e6);
+}
