@@ -15,6 +15,7 @@ import { buildDecoder, type DecoderFamily, type LinearEncoding } from "./writers
 import { ExternalDataWriter } from "./writers/onnx/external-data.js";
 import { encodeModel } from "./writers/onnx/proto.js";
 import { ternaryStatistics, type FloatStorage, type ValueStats } from "./writers/onnx/weights.js";
+import { TOKENIZER_AND_GENERATION_FILES } from "./readers/side-files.js";
 
 export type OnnxBits = 32 | 16 | 8 | 4 | 1.58;
 export type OnnxLayout = "genai" | "transformersjs";
@@ -80,10 +81,7 @@ const TRANSFORMERS_JS_DTYPE: Record<string, { dtype: string; suffix: string }> =
 };
 
 /** Files copied from the checkpoint folder when present. */
-const SIDE_FILES = [
-  "tokenizer.json", "tokenizer.model", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
-  "vocab.json", "merges.txt", "generation_config.json", "chat_template.jinja", "chat_template.json",
-];
+const SIDE_FILES = TOKENIZER_AND_GENERATION_FILES;
 
 export async function convertToOnnx(options: OnnxConversionOptions): Promise<OnnxReport> {
   const { bits } = options;

@@ -168,10 +168,14 @@ describe("hf: sources through a loopback Hub", () => {
     console.log(`interrupted transfer: ${transfers.map((r) => r.range ?? "(no Range)").join(" -> ")}`);
     expect(transfers.length).toBe(2);
     expect(transfers[0]!.range).toBeUndefined();
-    expect(transfers[1]!.range).toBe(`bytes=${cut}-`);
+    // The server sent `cut` bytes and dropped the connection; how many arrived before the reset
+    // depends on timing, so the resume point is whatever was received: more than nothing, at most `cut`.
+    const resumedAt = Number(/^bytes=(\d+)-$/.exec(transfers[1]!.range ?? "")?.[1]);
+    expect(resumedAt).toBeGreaterThan(0);
+    expect(resumedAt).toBeLessThanOrEqual(cut);
     const blob = join(home, "hub", "models--test-org--tiny-llama", "blobs", sha256(data));
     expect(createHash("sha256").update(readFileSync(blob)).digest("hex")).toBe(sha256(data));
-    expect(logs.some((l) => /model\.safetensors: transfer interrupted at 5\.0 MB of 13\.6 MB .*resuming \(attempt 2 of 5\)/.test(l))).toBe(true);
+    expect(logs.some((l) => /model\.safetensors: transfer interrupted at [\d.]+ [kM]B of 13\.6 MB .*resuming \(attempt 2 of 5\)/.test(l))).toBe(true);
   });
 
   it("resumes a .incomplete file an earlier process left behind", async () => {

@@ -4,9 +4,13 @@
  * checkpoint converts without loss; anything else would be badly damaged.
  */
 
-/** The tensor's scale s if every value is in {-s, 0, +s}; 0 for an all-zero tensor; undefined otherwise. */
-export function ternaryScale(values: Float32Array): number | undefined {
-  let scale = 0;
+/**
+ * The tensor's scale s if every value is in {-s, 0, +s}; 0 for an all-zero tensor; undefined
+ * otherwise. `previous` continues a check over a tensor read in chunks.
+ */
+export function ternaryScale(values: Float32Array, previous: number | undefined = 0): number | undefined {
+  if (previous === undefined) return undefined;
+  let scale = previous;
   for (let i = 0; i < values.length; i++) {
     const magnitude = Math.abs(values[i]!);
     if (magnitude === 0) continue;

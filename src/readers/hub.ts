@@ -22,6 +22,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { fileDownloadInfo, HubApiError, InvalidApiResponseFormatError, listFiles, modelInfo, type ListFileEntry } from "@huggingface/hub";
 import { ProgressBar, formatBytes } from "../cli/progress.js";
 import { UserError } from "../errors.js";
+import { TOKENIZER_AND_GENERATION_FILES } from "./side-files.js";
 
 export interface HubSource {
   /** org/name (or a legacy single name). */
@@ -240,22 +241,7 @@ interface Snapshot {
 // ---------------------------------------------------------------------------
 // Which files a conversion reads
 
-const SIDE_FILES = new Set([
-  "config.json",
-  "generation_config.json",
-  "model.safetensors.index.json",
-  "tokenizer.json",
-  "tokenizer.model",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "added_tokens.json",
-  "vocab.json",
-  "merges.txt",
-  "vocab.txt",
-  "tiktoken.model",
-  "chat_template.jinja",
-  "chat_template.json",
-]);
+const SIDE_FILES = new Set<string>(["config.json", "model.safetensors.index.json", ...TOKENIZER_AND_GENERATION_FILES]);
 const TOKENIZER_FILES = ["tokenizer.json", "tokenizer.model", "vocab.json", "tiktoken.model", "vocab.txt"];
 const INDEX = "model.safetensors.index.json";
 const MAX_LISTED_FILES = 20_000;

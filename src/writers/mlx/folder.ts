@@ -9,26 +9,14 @@ import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../../errors.js";
 import { writeAtomically } from "../atomic-file.js";
+import { TOKENIZER_AND_GENERATION_FILES } from "../../readers/side-files.js";
 
 /**
  * Files of a Hugging Face model folder that an MLX folder carries over as they
  * are: what tokenizer.save_pretrained writes plus generation_config.json
  * (mlx_lm/utils.py save).
  */
-export const COPIED_FILES = [
-  "tokenizer.json",
-  "tokenizer.model",
-  "tokenizer_config.json",
-  "special_tokens_map.json",
-  "added_tokens.json",
-  "vocab.json",
-  "merges.txt",
-  "vocab.txt",
-  "tiktoken.model",
-  "chat_template.jinja",
-  "chat_template.json",
-  "generation_config.json",
-] as const;
+export const COPIED_FILES = TOKENIZER_AND_GENERATION_FILES;
 
 /** Extensions copied whatever the file's name (tiktoken vocabularies, extra chat templates). */
 const COPIED_EXTENSIONS = [".tiktoken", ".jinja"];

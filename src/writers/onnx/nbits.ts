@@ -200,15 +200,3 @@ export function dequantizeNBits(layout: NBitsLayout, data: Uint8Array, scales: F
   return out;
 }
 
-/** The scale s if every value is -s, 0 or +s (0 for an all-zero tensor); undefined otherwise. */
-export function exactTernaryScale(values: Float32Array, previous: number | undefined = 0): number | undefined {
-  let scale = previous;
-  if (scale === undefined) return undefined;
-  for (let i = 0; i < values.length; i++) {
-    const magnitude = Math.abs(values[i]!);
-    if (magnitude === 0) continue;
-    if (scale === 0) scale = magnitude;
-    else if (magnitude !== scale) return undefined;
-  }
-  return scale;
-}

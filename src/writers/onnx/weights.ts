@@ -6,8 +6,9 @@ import { UserError } from "../../errors.js";
 import { countNonFinite, decodeFloats, encodeFloats } from "../../quant/float.js";
 import type { SourceTensor } from "../../readers/source-tensor.js";
 import { bytesOf, type ExternalDataWriter } from "./external-data.js";
-import { exactTernaryScale, kBlocks, quantizeNBits, zeroPointRowBytes, type NBitsLayout, type NBitsMethod } from "./nbits.js";
+import { kBlocks, quantizeNBits, zeroPointRowBytes, type NBitsLayout, type NBitsMethod } from "./nbits.js";
 import { ElementType, type TensorProto } from "./proto.js";
+import { ternaryScale } from "../../quant/ternary.js";
 
 /** Source bytes per chunk. */
 const CHUNK_BYTES = 16 << 20;
@@ -134,7 +135,7 @@ export async function ternaryStatistics(source: SourceTensor): Promise<{ exact: 
   let sum = 0;
   let count = 0;
   for await (const { values } of floatRows(source)) {
-    exact = exactTernaryScale(values, exact);
+    exact = ternaryScale(values, exact);
     for (let i = 0; i < values.length; i++) sum += Math.abs(values[i]!);
     count += values.length;
   }
