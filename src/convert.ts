@@ -1,6 +1,6 @@
 import { basename } from "node:path";
 import { resolveArchitecture } from "./arch/index.js";
-import { planFromCheckpoint, planFromGguf, type GgufPlan, type PlannedTensor } from "./plan/gguf-plan.js";
+import { planFromCheckpoint, planFromGguf, quantizationKeys, type GgufPlan, type PlannedTensor } from "./plan/gguf-plan.js";
 import { openCheckpoint } from "./readers/checkpoint.js";
 import { openGgufInput } from "./readers/gguf-input.js";
 import { encodeTensor } from "./quant/encode-tensor.js";
@@ -54,7 +54,7 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
     const input = await openGgufInput(options.source);
     try {
       const plan = planFromGguf(input, options.scheme);
-      return await writePlan(plan, plan.metadata, [], options);
+      return await writePlan(plan, new Map([...plan.metadata, ...quantizationKeys(options.scheme)]), [], options);
     } finally {
       await input.close();
     }
@@ -64,7 +64,7 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
     const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
     const plan = planFromCheckpoint(checkpoint, architecture, options.scheme, basename(checkpoint.directory));
     const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
-    const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary)]);
+    const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary), ...quantizationKeys(options.scheme)]);
     const report = await writePlan(plan, metadata, vocabulary.warnings, options);
     return { ...report, tokenizer: tokenizerSummary(vocabulary) };
   } finally {

@@ -34,6 +34,17 @@ export interface GgufPlan {
 /** GGUF's quantization format version, which llama.cpp checks on quantized files. */
 const GGML_QUANT_VERSION = 2;
 
+/**
+ * The keys that say how a file is quantized, written last as llama-quantize writes them
+ * (it copies its input's keys, then sets these two), so our files equal its files byte for byte.
+ */
+export function quantizationKeys(scheme: Scheme): GgufMetadata {
+  return new Map([
+    ["general.quantization_version", u32(GGML_QUANT_VERSION)],
+    ["general.file_type", u32(scheme.fileType)],
+  ]);
+}
+
 type Candidate = Omit<PlannedTensor, "type">;
 
 /**
@@ -84,8 +95,6 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
     ["general.architecture", str(architecture.gguf)],
     ["general.type", str("model")],
     ["general.name", str(modelName)],
-    ["general.file_type", u32(scheme.fileType)],
-    ["general.quantization_version", u32(GGML_QUANT_VERSION)],
     ...decoderMetadata(architecture, hparams, config),
   ]);
   const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: hparams.kvHeads };
@@ -125,8 +134,8 @@ export function planFromGguf(input: GgufInput, scheme: Scheme): GgufPlan {
   };
   const model = { layers: count("block_count"), heads: count("attention.head_count"), kvHeads: count("attention.head_count_kv") };
   const metadata: GgufMetadata = new Map(input.metadata);
-  metadata.set("general.file_type", u32(scheme.fileType));
-  metadata.set("general.quantization_version", u32(GGML_QUANT_VERSION));
+  metadata.delete("general.file_type");
+  metadata.delete("general.quantization_version");
   const candidates = input.tensors.map((tensor): Candidate => ({ name: tensor.name, shape: tensor.shape, origin: { kind: "source", tensor } }));
   const keptType = new Map(input.tensors.map((tensor) => [tensor.name, FLOAT_TYPE[tensor.dtype]]));
   const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, (t) => keptType.get(t.name)!);

@@ -40,8 +40,9 @@ export class KernelPool {
       minThreads: this.threads,
       maxThreads: this.threads,
       idleTimeout: 30_000,
-      // tsx resolved from here, not from the working folder, so running from any folder works.
-      ...(fromSource ? { execArgv: [...process.execArgv.filter((a) => !a.startsWith("--input-type")), "--import", import.meta.resolve("tsx")] } : {}),
+      // Workers need only tsx (resolved from here, so any working folder works), not the parent's
+      // other preloads; from dist/ they need nothing.
+      execArgv: fromSource ? ["--import", import.meta.resolve("tsx")] : [],
     });
   }
 
