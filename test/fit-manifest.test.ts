@@ -100,7 +100,12 @@ describe("the manifest", () => {
   test("formats/devices.yaml validates against formats/devices.schema.json and every entry has a source", () => {
     const data = parse(readFileSync(join(REPO_ROOT, "formats/devices.yaml"), "utf8")) as { devices: { source: unknown }[]; runtimes: { source: unknown }[] };
     expect(validateDevices(data)).toBe(true);
-    for (const entry of [...data.devices, ...data.runtimes]) expect(entry.source).toBeTruthy();
+    // Each source is a URL or a named document (one or a list), not an empty placeholder.
+    for (const entry of [...data.devices, ...data.runtimes]) {
+      const sources = [entry.source].flat();
+      expect(sources.length).toBeGreaterThan(0);
+      for (const source of sources) expect(source).toMatch(/^(https?:\/\/\S+|\S.{9,})/);
+    }
   });
 
   test("largest context: the model's maximum when it fits, else the largest multiple of 256 that fits", () => {

@@ -7,7 +7,7 @@ import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { dequantizeNBits, type NBits } from "../../src/writers/onnx/nbits.js";
 import { decodeModel } from "../../src/writers/onnx/proto.js";
-import { logSoftmax } from "./logit-metrics.js";
+import { windowedPerplexity, type PerplexityWindows } from "./perplexity.js";
 
 export interface OnnxModel {
   readonly session: ort.InferenceSession;
@@ -102,24 +102,9 @@ export async function onnxGreedy(model: OnnxModel, prompt: readonly number[], co
   return generated;
 }
 
-/**
- * Perplexity over the same windows as test/support/perplexity.ts's llamaCppPerplexity:
- * windows of `window` tokens starting with BOS, the second half of each scored.
- */
-export async function onnxPerplexity(model: OnnxModel, tokens: readonly number[], options: { window: number; bos: number; maxWindows?: number }) {
-  const body = options.window - 1;
-  const windows = Math.min(Math.floor(tokens.length / body), options.maxWindows ?? Infinity);
-  let nll = 0;
-  let scored = 0;
-  for (let w = 0; w < windows; w++) {
-    const input = [options.bos, ...tokens.slice(w * body, (w + 1) * body)];
-    const logits = await onnxLogits(model, input);
-    for (let t = Math.floor(options.window / 2); t + 1 < input.length; t++) {
-      nll -= logSoftmax(logits[t]!)[input[t + 1]!]!;
-      scored++;
-    }
-  }
-  return { perplexity: Math.exp(nll / scored), scoredTokens: scored, windows };
+/** Perplexity over the same windows as llamaCppPerplexity (test/support/perplexity.ts). */
+export function onnxPerplexity(model: OnnxModel, tokens: readonly number[], options: PerplexityWindows) {
+  return windowedPerplexity(tokens, options, (input) => onnxLogits(model, input));
 }
 
 /** The raw bytes of every initializer of an exported model (external data resolved), by name. */
