@@ -128,19 +128,23 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
     const stats: ValueStats = { nonFinite: 0, overflowedToF16: 0 };
     let doneBytes = 0;
 
+    /** Float and 8-bit weights are stored the same way whatever the tensor; 4 and 1.58 bits depend on it. */
+    const commonEncoding = (): LinearEncoding | undefined => {
+      if (bits === 32) return { kind: "float", storage: "F32" };
+      if (bits === 16) return { kind: "float", storage: "F16" };
+      if (bits === 8) return { kind: "nbits", blockSize: groupSize, method: { kind: "q8_0" } };
+      return undefined;
+    };
+
     const linearEncoding = async (name: string, source: SourceTensor): Promise<LinearEncoding> => {
       const isHead = name === "lm_head.weight" || name === "model.embed_tokens.weight";
+      const common = commonEncoding();
+      if (common) return common;
       switch (bits) {
-        case 32:
-          return { kind: "float", storage: "F32" };
-        case 16:
-          return { kind: "float", storage: "F16" };
-        case 8:
-          return { kind: "nbits", blockSize: groupSize, method: { kind: "q8_0" } };
         case 4:
           // Like llama.cpp's Q4_0 mixture (which keeps output.weight at Q6_K), the output projection stays at 8 bits.
           return { kind: "nbits", blockSize: groupSize, method: isHead ? { kind: "q8_0" } : { kind: "q4_0" } };
-        case 1.58: {
+        default: { // 1.58: the other widths were handled above
           const { exact, absMean } = await ternaryStatistics(source);
           if (exact !== undefined) return { kind: "nbits", blockSize: groupSize, method: { kind: "ternary", scale: exact } };
           // BitNet keeps the output projection in full precision; so do we when it is not ternary.
@@ -153,16 +157,12 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
 
     // The token embedding follows llama.cpp's mixtures too: token_embd is Q4_0 in a Q4_0 GGUF, Q8_0 in a Q8_0 one.
     const embeddingEncoding = async (source: SourceTensor): Promise<LinearEncoding> => {
+      const common = commonEncoding();
+      if (common) return common;
       switch (bits) {
-        case 32:
-          return { kind: "float", storage: "F32" };
-        case 16:
-          return { kind: "float", storage: "F16" };
-        case 8:
-          return { kind: "nbits", blockSize: groupSize, method: { kind: "q8_0" } };
         case 4:
           return { kind: "nbits", blockSize: groupSize, method: { kind: "q4_0" } };
-        case 1.58: {
+        default: { // 1.58: the other widths were handled above
           const { exact } = await ternaryStatistics(source);
           return exact !== undefined ? { kind: "nbits", blockSize: groupSize, method: { kind: "ternary", scale: exact } } : { kind: "float", storage: sourceStorage };
         }

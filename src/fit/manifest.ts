@@ -13,7 +13,7 @@ import { readGgufArtifact } from "./gguf-artifact.js";
 import { kvTypeId } from "./llama-cpp.js";
 import { isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
 import { onnxModelFiles, readOnnxArtifact } from "./onnx-artifact.js";
-import { chooseRuntime, DEFAULT_KV_CONFIGS, type KvConfig, type PoolUse, type RuntimeModel } from "./runtimes.js";
+import { chooseRuntime, DEFAULT_KV_CONFIGS, type KvConfig, type MemoryEstimate, type RuntimeModel } from "./runtimes.js";
 
 export const DEFAULT_CONTEXTS: readonly number[] = [512, 2048, 4096, 8192, 32768];
 export const FIT_MANIFEST_SCHEMA = "edgequant-fit-manifest/v1";
@@ -51,23 +51,15 @@ export interface FitArtifact {
   readonly kvBytesPerToken: { readonly f16: number; readonly q8_0: number };
 }
 
-export interface FitRow {
+/** A runtime's memory estimate at one context, judged against the device's budgets. */
+export interface FitRow extends Omit<MemoryEstimate, "bytesPerToken"> {
   readonly context: number;
-  readonly allocatedContext: number;
   readonly exceedsModelContext: boolean;
-  readonly weights: number;
-  readonly kvCache: number;
-  readonly compute: number;
-  readonly output: number;
-  readonly overhead: number;
-  readonly total: number;
-  readonly pools: readonly PoolUse[];
   readonly fits: boolean;
   /** Budget minus use of the tightest pool (negative when it does not fit). */
   readonly headroom: number;
   readonly bindingPool: string;
   readonly decodeTokensPerSecond: number;
-  readonly breakdown: Readonly<Record<string, number>>;
 }
 
 export interface FitResult {
