@@ -19,8 +19,8 @@
  */
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { convertToMlx } from "../src/convert-mlx.js";
-import { convertToGguf } from "../src/convert.js";
+import { convertToMlx } from "../src/convert/mlx.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, tempDir } from "../test/support/cli.js";
 import { disposeLlamaCpp, llamaCppTokenize } from "../test/support/llama-cpp.js";

@@ -13,7 +13,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { convertToOnnx, type OnnxBits } from "../src/convert-onnx.js";
+import { convertToOnnx, type OnnxBits } from "../src/convert/onnx.js";
 import { inspect } from "../src/inspect.js";
 import { syntheticCheckpoint } from "../test/support/large-checkpoint.js";
 

@@ -7,7 +7,7 @@
  */
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { convertToGguf } from "../src/convert.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, tempDir } from "../test/support/cli.js";
 import { disposeLlamaCpp } from "../test/support/llama-cpp.js";

@@ -1,7 +1,7 @@
 // Public API: the CLI is a thin layer over these.
-export { convertToGguf, type ConversionReport, type GgufConversionOptions, type ConversionProgress } from "./convert.js";
-export { convertToMlx, type MlxReport, type MlxConversionOptions } from "./convert-mlx.js";
-export { convertToOnnx, type OnnxReport, type OnnxConversionOptions, type OnnxBits, type OnnxLayout } from "./convert-onnx.js";
+export { convertToGguf, type ConversionReport, type GgufConversionOptions, type ConversionProgress } from "./convert/gguf.js";
+export { convertToMlx, type MlxReport, type MlxConversionOptions } from "./convert/mlx.js";
+export { convertToOnnx, type OnnxReport, type OnnxConversionOptions, type OnnxBits, type OnnxLayout } from "./convert/onnx.js";
 export { defaultFitPath, fitManifest, writeFitFiles } from "./fit/index.js";
 export { inspect, type InspectReport, type InspectedTensor } from "./inspect.js";
 export { resolveScheme, SCHEMES, type Scheme } from "./quant/schemes.js";

@@ -1,7 +1,7 @@
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToGguf } from "../src/convert.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp, lastLlamaCppRun, llamaCppLogits, llamaCppTokenize } from "./support/llama-cpp.js";

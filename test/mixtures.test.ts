@@ -2,7 +2,7 @@ import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToGguf } from "../src/convert.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 import { SCHEMES, resolveScheme } from "../src/quant/schemes.js";
 import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";

@@ -29,7 +29,7 @@
 import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertToMlx, type MlxReport } from "../src/convert-mlx.js";
+import { convertToMlx, type MlxReport } from "../src/convert/mlx.js";
 import { TINY_LLAMA, tempDir } from "./support/cli.js";
 import { readMlxFolder, referenceQuantizeMatrix, wordValues, type MlxFolder, type StoredTensor } from "./support/mlx-reference.js";
 import { SafetensorsFile } from "./support/safetensors.js";

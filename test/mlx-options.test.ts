@@ -4,7 +4,7 @@
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToMlx } from "../src/convert-mlx.js";
+import { convertToMlx } from "../src/convert/mlx.js";
 import { UserError } from "../src/errors.js";
 import { TINY_LLAMA, tempDir } from "./support/cli.js";
 import { castTo, readMlxFolder, referenceQuantizeMatrix, wordValues, type StoredTensor } from "./support/mlx-reference.js";

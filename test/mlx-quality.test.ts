@@ -5,8 +5,8 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { convertToGguf } from "../src/convert.js";
-import { convertToMlx } from "../src/convert-mlx.js";
+import { convertToGguf } from "../src/convert/gguf.js";
+import { convertToMlx } from "../src/convert/mlx.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp, llamaCppTokenize } from "./support/llama-cpp.js";

@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToMlx } from "../src/convert-mlx.js";
+import { convertToMlx } from "../src/convert/mlx.js";
 import { UserError } from "../src/errors.js";
 import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
 import { dequantizeMlxFolder, floatValues, readMlxFolder } from "./support/mlx-reference.js";

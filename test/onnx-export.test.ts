@@ -2,7 +2,7 @@ import { rmSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, wri
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { convertToOnnx, type OnnxBits, type OnnxReport } from "../src/convert-onnx.js";
+import { convertToOnnx, type OnnxBits, type OnnxReport } from "../src/convert/onnx.js";
 import { UserError } from "../src/errors.js";
 import { dequantizeNBits, quantizeNBits, type NBitsLayout, type NBitsMethod } from "../src/writers/onnx/nbits.js";
 import { decodeModel } from "../src/writers/onnx/proto.js";

@@ -6,7 +6,7 @@ import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { convertToOnnx, type OnnxBits } from "../src/convert-onnx.js";
+import { convertToOnnx, type OnnxBits } from "../src/convert/onnx.js";
 import { TINY_LLAMA, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp } from "./support/llama-cpp.js";
 import { corpusPrompts, removeOnnxFixtures } from "./support/onnx-fixtures.js";

@@ -2,7 +2,7 @@ import { cpSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToGguf } from "../src/convert.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { UserError } from "../src/errors.js";
 import { openCheckpoint } from "../src/readers/checkpoint.js";
 import { SafetensorsFile } from "../src/readers/safetensors.js";

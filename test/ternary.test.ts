@@ -2,7 +2,7 @@ import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
-import { convertToGguf } from "../src/convert.js";
+import { convertToGguf } from "../src/convert/gguf.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, TINY_LLAMA_TERNARY, runCli, tempDir } from "./support/cli.js";

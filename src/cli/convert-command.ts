@@ -1,8 +1,8 @@
 import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
-import { convertToGguf, type GgufConversionOptions } from "../convert.js";
-import { convertToMlx } from "../convert-mlx.js";
-import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert-onnx.js";
+import { convertToGguf, type GgufConversionOptions } from "../convert/gguf.js";
+import { convertToMlx } from "../convert/mlx.js";
+import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert/onnx.js";
 import { UserError } from "../errors.js";
 import { resolveSource } from "../readers/hub.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";

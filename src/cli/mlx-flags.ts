@@ -6,7 +6,7 @@
 import { basename, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "../writers/mlx/affine.js";
-import type { MlxBitsOption } from "../writers/mlx/plan.js";
+import type { MlxBitsOption } from "../plan/mlx.js";
 import { isMixedRecipe, MIXED_RECIPES, type MixedRecipe } from "../writers/mlx/recipes.js";
 
 export interface MlxFlags {

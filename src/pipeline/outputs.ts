@@ -6,7 +6,7 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { convertToGguf } from "../convert.js";
+import { convertToGguf } from "../convert/gguf.js";
 import type { ConfigReader } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
@@ -88,7 +88,7 @@ const onnx: OutputKind<OnnxOutput> = {
     checkFolder(destination, "an ONNX model", (entries) => entries.some((e) => e.endsWith(".onnx") || e === "onnx" || e === "genai_config.json"));
   },
   async build(output, context) {
-    const { convertToOnnx } = await import("../convert-onnx.js");
+    const { convertToOnnx } = await import("../convert/onnx.js");
     const report = await convertToOnnx({
       source: context.source,
       output: context.destination,
@@ -117,13 +117,13 @@ const mlx: OutputKind<MlxOutput> = {
     checkFolder(destination, "a model", (entries) => entries.includes("config.json"));
   },
   async checkSource(architecture, _config, configFile) {
-    const { MLX_ARCHITECTURES } = await import("../convert-mlx.js");
+    const { MLX_ARCHITECTURES } = await import("../convert/mlx.js");
     if (!MLX_ARCHITECTURES.includes(architecture.gguf)) {
       throw new UserError(`MLX output supports ${MLX_ARCHITECTURES.join(", ")} models so far; '${architecture.gguf}' converts to GGUF only`, { file: configFile });
     }
   },
   async build(output, context) {
-    const { convertToMlx } = await import("../convert-mlx.js");
+    const { convertToMlx } = await import("../convert/mlx.js");
     const report = await convertToMlx({
       source: context.source,
       output: context.destination,

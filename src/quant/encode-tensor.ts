@@ -1,4 +1,4 @@
-import type { PlannedTensor } from "../plan/gguf-plan.js";
+import type { PlannedTensor } from "../plan/gguf.js";
 import type { FloatDtype } from "../readers/dtypes.js";
 import { SAFETENSORS_DTYPES } from "../readers/dtypes.js";
 import type { SourceTensor } from "../readers/source-tensor.js";

@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { resolveArchitecture } from "../arch/index.js";
 import { UserError } from "../errors.js";
-import { planFromCheckpoint, planFromGguf, type PlannedTensor } from "../plan/gguf-plan.js";
+import { planFromCheckpoint, planFromGguf, type PlannedTensor } from "../plan/gguf.js";
 import { openCheckpoint } from "../readers/checkpoint.js";
 import { openGgufInput } from "../readers/gguf-input.js";
 import { readFully } from "../readers/read-fully.js";

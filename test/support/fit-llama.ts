@@ -5,7 +5,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { getLlama, GgmlType, GgufInsights, LlamaLogLevel, readGgufFileInfo, type Llama } from "node-llama-cpp";
-import { convertToGguf } from "../../src/convert.js";
+import { convertToGguf } from "../../src/convert/gguf.js";
 import type { CpuRepackProfile } from "../../src/fit/llama-cpp.js";
 import { resolveScheme } from "../../src/quant/schemes.js";
 

@@ -3,7 +3,7 @@
 
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { convertToGguf } from "../../src/convert.js";
+import { convertToGguf } from "../../src/convert/gguf.js";
 import { resolveScheme } from "../../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, tempDir } from "./cli.js";
 import { llamaCppTokenize } from "./llama-cpp.js";

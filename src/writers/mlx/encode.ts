@@ -11,7 +11,7 @@ import type { FloatDtype } from "../../readers/dtypes.js";
 import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "../../quant/float.js";
 import { affineQuantize, type AffineGroups, type MlxBits } from "./affine.js";
 import { packBits, packedWords } from "./pack.js";
-import type { MlxUnit, OutputTensor } from "./plan.js";
+import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
 import { encodeLossyTernary, encodeTernary, TernaryScan } from "./ternary.js";
 
 /** Source values per chunk: 4 Mi values, 16 MiB as float32. */

@@ -16,7 +16,7 @@
  * not matter to it), and never write an empty shard.
  */
 
-import type { MlxUnit, OutputTensor } from "./plan.js";
+import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
 
 /** mlx-lm's MAX_FILE_SIZE_GB = 5, shifted by 30: 5 GiB. */
 export const MLX_MAX_SHARD_BYTES = 5 * 2 ** 30;

@@ -18,16 +18,16 @@
  *    the output layer, as the models' sanitize() drops lm_head.weight.
  */
 
-import { ConfigReader, type DecoderHparams } from "../../arch/config.js";
-import type { Architecture } from "../../arch/types.js";
-import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../../arch/tensor-names.js";
-import { UserError } from "../../errors.js";
-import type { Checkpoint } from "../../readers/checkpoint.js";
-import type { FloatDtype } from "../../readers/dtypes.js";
-import type { SourceTensor } from "../../readers/source-tensor.js";
-import { type MlxBits, type MlxGroupSize } from "./affine.js";
-import { packedWords } from "./pack.js";
-import { chooseGroupSize, mixedBits, MIXED_RECIPES, type MixedRecipe } from "./recipes.js";
+import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import type { Architecture } from "../arch/types.js";
+import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
+import { UserError } from "../errors.js";
+import type { Checkpoint } from "../readers/checkpoint.js";
+import type { FloatDtype } from "../readers/dtypes.js";
+import type { SourceTensor } from "../readers/source-tensor.js";
+import { type MlxBits, type MlxGroupSize } from "../writers/mlx/affine.js";
+import { packedWords } from "../writers/mlx/pack.js";
+import { chooseGroupSize, mixedBits, MIXED_RECIPES, type MixedRecipe } from "../writers/mlx/recipes.js";
 
 /** `bits: 1.58` means ternary weights stored as exact 2-bit groups. */
 export type MlxBitsOption = MlxBits | 1.58;

@@ -6,16 +6,16 @@
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { ConfigReader, type DecoderHparams } from "./arch/config.js";
-import { resolveArchitecture } from "./arch/index.js";
-import { UserError } from "./errors.js";
-import { openCheckpoint, readOptionalJson } from "./readers/checkpoint.js";
-import type { SourceTensor } from "./readers/source-tensor.js";
-import { buildDecoder, type DecoderFamily, type LinearEncoding } from "./writers/onnx/decoder.js";
-import { ExternalDataWriter } from "./writers/onnx/external-data.js";
-import { encodeModel } from "./writers/onnx/proto.js";
-import { ternaryStatistics, type FloatStorage, type ValueStats } from "./writers/onnx/weights.js";
-import { TOKENIZER_AND_GENERATION_FILES } from "./readers/side-files.js";
+import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import { resolveArchitecture } from "../arch/index.js";
+import { UserError } from "../errors.js";
+import { openCheckpoint, readOptionalJson } from "../readers/checkpoint.js";
+import type { SourceTensor } from "../readers/source-tensor.js";
+import { buildDecoder, type DecoderFamily, type LinearEncoding } from "../writers/onnx/decoder.js";
+import { ExternalDataWriter } from "../writers/onnx/external-data.js";
+import { encodeModel } from "../writers/onnx/proto.js";
+import { ternaryStatistics, type FloatStorage, type ValueStats } from "../writers/onnx/weights.js";
+import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
 export type OnnxBits = 32 | 16 | 8 | 4 | 1.58;
 export type OnnxLayout = "genai" | "transformersjs";

@@ -1,17 +1,17 @@
 import { basename } from "node:path";
-import { resolveArchitecture } from "./arch/index.js";
-import { planFromCheckpoint, planFromGguf, quantizationKeys, type GgufPlan, type PlannedTensor } from "./plan/gguf-plan.js";
-import { openCheckpoint } from "./readers/checkpoint.js";
-import { openGgufInput } from "./readers/gguf-input.js";
-import { encodeTensor } from "./quant/encode-tensor.js";
-import { GgmlType, tensorBytes, ggmlTypeName } from "./quant/ggml-types.js";
-import { KernelPool } from "./quant/pool.js";
-import type { Scheme } from "./quant/schemes.js";
-import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "./tokenizer/index.js";
-import type { GgufMetadata } from "./writers/gguf/metadata.js";
-import { assignSplits, splitCount, splitMetadata, splitPath, type SplitRule } from "./writers/gguf/split.js";
-import { writeGguf } from "./writers/gguf/writer.js";
-import { UserError } from "./errors.js";
+import { resolveArchitecture } from "../arch/index.js";
+import { planFromCheckpoint, planFromGguf, quantizationKeys, type GgufPlan, type PlannedTensor } from "../plan/gguf.js";
+import { openCheckpoint } from "../readers/checkpoint.js";
+import { openGgufInput } from "../readers/gguf-input.js";
+import { encodeTensor } from "../quant/encode-tensor.js";
+import { GgmlType, tensorBytes, ggmlTypeName } from "../quant/ggml-types.js";
+import { KernelPool } from "../quant/pool.js";
+import type { Scheme } from "../quant/schemes.js";
+import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "../tokenizer/index.js";
+import type { GgufMetadata } from "../writers/gguf/metadata.js";
+import { assignSplits, splitCount, splitMetadata, splitPath, type SplitRule } from "../writers/gguf/split.js";
+import { writeGguf } from "../writers/gguf/writer.js";
+import { UserError } from "../errors.js";
 
 export interface ConversionProgress {
   readonly tensor: string;

@@ -1,19 +1,19 @@
 import { resolve } from "node:path";
-import { resolveArchitecture } from "./arch/index.js";
-import type { ConversionProgress } from "./convert.js";
-import { UserError } from "./errors.js";
-import { openCheckpoint } from "./readers/checkpoint.js";
-import type { FloatDtype } from "./readers/dtypes.js";
-import { writeAtomically } from "./writers/atomic-file.js";
-import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "./writers/mlx/affine.js";
-import { encodeUnit } from "./writers/mlx/encode.js";
-import { checkDestination, StagingFolder } from "./writers/mlx/folder.js";
-import { planMlx, type MlxBitsOption, type MlxDecision, type MlxPlan } from "./writers/mlx/plan.js";
-import { isMixedRecipe, MIXED_RECIPES, type MixedRecipe } from "./writers/mlx/recipes.js";
-import { assignShards, indexJson, MLX_MAX_SHARD_BYTES, shardLayout } from "./writers/mlx/shards.js";
+import { resolveArchitecture } from "../arch/index.js";
+import type { ConversionProgress } from "./gguf.js";
+import { UserError } from "../errors.js";
+import { openCheckpoint } from "../readers/checkpoint.js";
+import type { FloatDtype } from "../readers/dtypes.js";
+import { writeAtomically } from "../writers/atomic-file.js";
+import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "../writers/mlx/affine.js";
+import { encodeUnit } from "../writers/mlx/encode.js";
+import { checkDestination, StagingFolder } from "../writers/mlx/folder.js";
+import { planMlx, type MlxBitsOption, type MlxDecision, type MlxPlan } from "../plan/mlx.js";
+import { isMixedRecipe, MIXED_RECIPES, type MixedRecipe } from "../writers/mlx/recipes.js";
+import { assignShards, indexJson, MLX_MAX_SHARD_BYTES, shardLayout } from "../writers/mlx/shards.js";
 
-export type { MlxBitsOption, MlxDecision } from "./writers/mlx/plan.js";
-export type { MixedRecipe } from "./writers/mlx/recipes.js";
+export type { MlxBitsOption, MlxDecision } from "../plan/mlx.js";
+export type { MixedRecipe } from "../writers/mlx/recipes.js";
 
 export interface MlxConversionOptions {
   /** A model folder or a .safetensors file beside its config.json. */
