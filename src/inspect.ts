@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { gguf, GGUFValueType } from "@huggingface/gguf";
 import { UserError } from "./errors.js";
 import { ARCHITECTURES } from "./arch/index.js";
-import { ternaryLayout } from "./plan/gguf.js";
+import { ternaryLayout } from "./arch/ternary-layout.js";
 import { decodeFloats } from "./quant/float.js";
 import { ternaryScale } from "./quant/ternary.js";
 import { openCheckpoint, type Checkpoint } from "./readers/checkpoint.js";

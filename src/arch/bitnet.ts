@@ -1,7 +1,7 @@
 import { UserError } from "../errors.js";
 import { f32, str } from "../writers/gguf/metadata.js";
 import { DECODER_ROLES } from "./tensor-names.js";
-import type { Architecture } from "./types.js";
+import { PLAIN_DECODER, type Architecture } from "./types.js";
 
 /**
  * BitNet b1.58: Llama with RMS sub-norms before the attention output and FFN down
@@ -11,8 +11,10 @@ import type { Architecture } from "./types.js";
 export const bitnet: Architecture = {
   gguf: "bitnet",
   hfArchitectures: ["BitNetForCausalLM", "BitnetForCausalLM"],
+  formats: ["gguf"],
   tensors: [...DECODER_ROLES.filter((role) => role !== "output"), "attn_sub_norm", "ffn_sub_norm"],
   interleaveRopeRows: false,
+  features: () => ({ ...PLAIN_DECODER, subNorms: true }),
   ternarisesLinearWeights: true,
   // As llama.cpp's converter writes it: linear RoPE scaling of factor 1.0.
   extraMetadata: () => [

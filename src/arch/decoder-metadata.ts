@@ -1,10 +1,10 @@
 import type { GgufValue } from "../writers/gguf/metadata.js";
 import { f32, str, u32 } from "../writers/gguf/metadata.js";
 import type { ConfigReader, DecoderHparams } from "./config.js";
-import type { Architecture } from "./types.js";
+import type { Architecture, DecoderFeatures } from "./types.js";
 
 /** The `{arch}.*` hyperparameter keys llama.cpp reads for a decoder-only model. */
-export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, config: ConfigReader): Iterable<[string, GgufValue]> {
+export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, features: DecoderFeatures, config: ConfigReader): Iterable<[string, GgufValue]> {
   const key = (name: string) => `${arch.gguf}.${name}`;
   yield [key("vocab_size"), u32(hparams.vocabSize)];
   yield [key("context_length"), u32(hparams.contextLength)];
@@ -32,5 +32,10 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, co
     if (scaling.betaFast !== undefined) yield [key("rope.scaling.yarn_beta_fast"), f32(scaling.betaFast)];
     if (scaling.betaSlow !== undefined) yield [key("rope.scaling.yarn_beta_slow"), f32(scaling.betaSlow)];
   }
+  // llama.cpp's names for the muP multipliers (LLM_KV_ATTENTION_SCALE, EMBEDDING_SCALE, RESIDUAL_SCALE, LOGIT_SCALE).
+  if (features.attentionScale !== undefined) yield [key("attention.scale"), f32(features.attentionScale)];
+  if (features.embeddingScale !== undefined) yield [key("embedding_scale"), f32(features.embeddingScale)];
+  if (features.residualScale !== undefined) yield [key("residual_scale"), f32(features.residualScale)];
+  if (features.logitDivisor !== undefined) yield [key("logit_scale"), f32(features.logitDivisor)];
   if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
 }

@@ -1,16 +1,17 @@
 import { UserError } from "../errors.js";
 import type { HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
+import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
 import { minicpm } from "./minicpm.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
-import type { Architecture } from "./types.js";
+import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
 
 export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm];
 
-export function supportedHfArchitectures(): string[] {
-  return ARCHITECTURES.flatMap((arch) => arch.hfArchitectures);
+export function supportedHfArchitectures(format?: OutputFormat): string[] {
+  return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);
 }
 
 /** Picks the architecture from config.json's `architectures` list. */
@@ -27,9 +28,28 @@ export function resolveArchitecture(config: HfConfig, configFile: string): Archi
   return found;
 }
 
+/** Picks the architecture and refuses it, naming what is supported, when it does not convert to `format`. */
+export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, configFile: string): Architecture {
+  const architecture = resolveArchitecture(config, configFile);
+  if (!architecture.formats.includes(format)) {
+    throw new UserError(
+      `${format.toUpperCase()} output supports ${ARCHITECTURES.filter((a) => a.formats.includes(format)).map((a) => a.gguf).join(", ")} ` +
+        `(${supportedHfArchitectures(format).join(", ")}); ` +
+        `${architecture.hfArchitectures[0]} (${architecture.gguf}) converts to ${architecture.formats.join(", ")} only`,
+      { file: configFile },
+    );
+  }
+  return architecture;
+}
+
 /** The architecture a GGUF names in general.architecture. */
 export function architectureByGgufName(name: string, file: string): Architecture {
   const found = ARCHITECTURES.find((arch) => arch.gguf === name);
   if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
   return found;
+}
+
+/** What fit's memory model needs to know of llama.cpp's graph for a GGUF's `general.architecture`. */
+export function llamaCppGraphTraits(ggufArchitecture: string): LlamaCppGraphTraits {
+  return ARCHITECTURES.find((arch) => arch.gguf === ggufArchitecture)?.llamaCppGraph ?? FOREIGN_GRAPH_TRAITS[ggufArchitecture] ?? {};
 }

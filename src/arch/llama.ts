@@ -1,13 +1,15 @@
 import type { DecoderHparams } from "./config.js";
 import { DECODER_ROLES } from "./tensor-names.js";
-import type { Architecture, GeneratedTensor } from "./types.js";
+import { PLAIN_DECODER, type Architecture, type GeneratedTensor } from "./types.js";
 
 /** Llama 1/2/3 and Mistral: the reference decoder. */
 export const llama: Architecture = {
   gguf: "llama",
   hfArchitectures: ["LlamaForCausalLM", "MistralForCausalLM"],
+  formats: ["gguf", "onnx", "mlx"],
   tensors: DECODER_ROLES,
   interleaveRopeRows: true,
+  features: () => PLAIN_DECODER,
   generatedTensors: llama3RopeFactors,
   // llama.cpp: 80 layers is 65B with full attention, 70B with grouped-query attention.
   is70B: ({ layers, heads, kvHeads }) => layers === 80 && heads !== kvHeads,
@@ -17,7 +19,7 @@ export const llama: Architecture = {
  * Llama 3.1+ stretch low RoPE frequencies; llama.cpp reads the per-frequency
  * divisors from a `rope_freqs` tensor rather than from metadata.
  */
-function* llama3RopeFactors(hparams: DecoderHparams): Iterable<GeneratedTensor> {
+export function* llama3RopeFactors(hparams: DecoderHparams): Iterable<GeneratedTensor> {
   const scaling = hparams.ropeScaling;
   if (scaling.kind !== "llama3") return;
   const { factor, lowFreqFactor, highFreqFactor, originalContext } = scaling;

@@ -1,6 +1,5 @@
-import { f32 } from "../writers/gguf/metadata.js";
 import { DECODER_ROLES } from "./tensor-names.js";
-import type { Architecture } from "./types.js";
+import { PLAIN_DECODER, type Architecture } from "./types.js";
 
 /**
  * MiniCPM (and OpenBMB's ternary BitCPM): Llama whose embeddings, residual branches and
@@ -9,11 +8,14 @@ import type { Architecture } from "./types.js";
 export const minicpm: Architecture = {
   gguf: "minicpm",
   hfArchitectures: ["MiniCPMForCausalLM"],
+  formats: ["gguf"],
   tensors: DECODER_ROLES,
   interleaveRopeRows: true,
-  extraMetadata: (hparams, config) => [
-    ["minicpm.embedding_scale", f32(config.number(["scale_emb"]))],
-    ["minicpm.residual_scale", f32(config.number(["scale_depth"]) / Math.sqrt(hparams.layers))],
-    ["minicpm.logit_scale", f32(hparams.hiddenSize / config.number(["dim_model_base"]))],
-  ],
+  features: (config, hparams) => ({
+    ...PLAIN_DECODER,
+    embeddingScale: config.number(["scale_emb"]),
+    residualScale: config.number(["scale_depth"]) / Math.sqrt(hparams.layers),
+    logitDivisor: hparams.hiddenSize / config.number(["dim_model_base"]),
+  }),
+  llamaCppGraph: { embeddingScale: true, residualScale: true, logitScale: true },
 };

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { resolveArchitecture } from "../arch/index.js";
+import { resolveArchitectureFor } from "../arch/index.js";
 import type { ConversionProgress } from "./gguf.js";
 import { UserError } from "../errors.js";
 import { openCheckpoint } from "../readers/checkpoint.js";
@@ -38,7 +38,7 @@ export interface MlxConversionOptions {
 export interface MlxReport {
   readonly output: string;
   readonly format: "mlx";
-  /** Our architecture name: llama, qwen2 or qwen3. */
+  /** The architecture's name (its GGUF `general.architecture`). */
   readonly architecture: string;
   readonly bits: MlxBitsOption;
   readonly groupSize: MlxGroupSize;
@@ -62,12 +62,6 @@ export interface MlxReport {
   readonly warnings: readonly string[];
 }
 
-/**
- * Architectures whose mlx-lm model classes use the Hugging Face tensor names
- * unchanged (mlx_lm/models/llama.py, qwen2.py, qwen3.py).
- */
-export const MLX_ARCHITECTURES: readonly string[] = ["llama", "qwen2", "qwen3"];
-
 /** Checkpoint -> mlx-lm model folder, one tensor (in chunks of rows) in memory at a time. */
 export async function convertToMlx(options: MlxConversionOptions): Promise<MlxReport> {
   const settings = validateOptions(options);
@@ -77,13 +71,7 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
 
   const checkpoint = await openCheckpoint(options.source);
   try {
-    const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
-    if (!MLX_ARCHITECTURES.includes(architecture.gguf)) {
-      throw new UserError(
-        `MLX output supports ${MLX_ARCHITECTURES.join(", ")} models so far; '${architecture.gguf}' converts to GGUF only`,
-        { file: checkpoint.configFile },
-      );
-    }
+    const architecture = resolveArchitectureFor("mlx", checkpoint.config, checkpoint.configFile);
     const plan = planMlx(checkpoint, architecture, settings);
     const shards = assignShards(plan.units, options.maxShardBytes ?? MLX_MAX_SHARD_BYTES);
     const decisions = [...plan.decisions];

@@ -7,17 +7,20 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { copyFile, mkdir, open, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
-import { resolveArchitecture } from "../arch/index.js";
+import { resolveArchitectureFor } from "../arch/index.js";
+import { isIgnoredTensor, roleKind, tensorNameMapper, hfTensorName } from "../arch/tensor-names.js";
+import type { Architecture } from "../arch/types.js";
+import { OnnxWeightPlan, type OnnxBits } from "../plan/onnx.js";
 import { UserError } from "../errors.js";
 import { openCheckpoint, readOptionalJson } from "../readers/checkpoint.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
-import { buildDecoder, type DecoderFamily, type LinearEncoding } from "../writers/onnx/decoder.js";
+import { buildDecoder } from "../writers/onnx/decoder.js";
 import { ExternalDataWriter } from "../writers/onnx/external-data.js";
 import { encodeModel } from "../writers/onnx/proto.js";
-import { ternaryStatistics, type FloatStorage, type ValueStats } from "../writers/onnx/weights.js";
+import type { FloatStorage, ValueStats } from "../writers/onnx/weights.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
-export type OnnxBits = 32 | 16 | 8 | 4 | 1.58;
+export type { OnnxBits } from "../plan/onnx.js";
 export type OnnxLayout = "genai" | "transformersjs";
 
 export interface OnnxConversionProgress {
@@ -67,7 +70,6 @@ export interface OnnxReport {
   readonly warnings: readonly string[];
 }
 
-const FAMILIES: readonly DecoderFamily[] = ["llama", "qwen2", "qwen3"];
 const VALID_BITS: readonly number[] = [32, 16, 8, 4, 1.58];
 const VALID_GROUPS: readonly number[] = [16, 32, 64, 128];
 
@@ -103,11 +105,11 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   const removePartial = () => rmSync(partial, { recursive: true, force: true });
   process.once("exit", removePartial);
   try {
-    const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
-    const family = architecture.gguf as DecoderFamily;
-    if (!FAMILIES.includes(family)) throw new UserError(`ONNX export supports ${FAMILIES.join(", ")}; this checkpoint is ${architecture.gguf}`, { file: checkpoint.configFile });
-    const hparams = new ConfigReader(checkpoint.config, checkpoint.configFile).decoderHparams();
-    checkTensorNames([...checkpoint.tensors.keys()], hparams, family, checkpoint.directory);
+    const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
+    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
+    const hparams = reader.decoderHparams();
+    const features = architecture.features(reader, hparams);
+    checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
 
     const naming = layout === "genai" ? { folder: "", model: "model.onnx" } : { folder: "onnx", model: `model${TRANSFORMERS_JS_DTYPE[String(bits)]!.suffix}.onnx` };
     const modelPath = naming.folder ? `${naming.folder}/${naming.model}` : naming.model;
@@ -119,55 +121,14 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
 
     const sources = new Map<string, SourceTensor>();
     for (const tensor of checkpoint.tensors.values()) sources.set(tensor.name, tensor.file.sourceTensor(tensor));
-    const tied = !sources.has("lm_head.weight");
-    const totalBytes = [...sources.values()].reduce((sum, t) => sum + t.byteLength, 0) + (tied ? (sources.get("model.embed_tokens.weight")?.byteLength ?? 0) : 0);
-    const embedDtype = sources.get("model.embed_tokens.weight")?.dtype;
-    const sourceStorage: FloatStorage = bits === 32 || (bits !== 16 && embedDtype === "F32") ? "F32" : "F16";
+    const embedding = sources.get(hfTensorName(architecture, "token_embd"));
+    const tied = !sources.has(hfTensorName(architecture, "output"));
+    const totalBytes = [...sources.values()].reduce((sum, t) => sum + t.byteLength, 0) + (tied ? (embedding?.byteLength ?? 0) : 0);
+    const keptFloat: FloatStorage = bits === 32 || (bits !== 16 && embedding?.dtype === "F32") ? "F32" : "F16";
+    const plan = new OnnxWeightPlan(bits, groupSize, keptFloat);
     const warnings: string[] = [];
-    const lossyTernary: string[] = [];
     const stats: ValueStats = { nonFinite: 0, overflowedToF16: 0 };
     let doneBytes = 0;
-
-    /** Float and 8-bit weights are stored the same way whatever the tensor; 4 and 1.58 bits depend on it. */
-    const commonEncoding = (): LinearEncoding | undefined => {
-      if (bits === 32) return { kind: "float", storage: "F32" };
-      if (bits === 16) return { kind: "float", storage: "F16" };
-      if (bits === 8) return { kind: "nbits", blockSize: groupSize, method: { kind: "q8_0" } };
-      return undefined;
-    };
-
-    const linearEncoding = async (name: string, source: SourceTensor): Promise<LinearEncoding> => {
-      const isHead = name === "lm_head.weight" || name === "model.embed_tokens.weight";
-      const common = commonEncoding();
-      if (common) return common;
-      switch (bits) {
-        case 4:
-          // Like llama.cpp's Q4_0 mixture (which keeps output.weight at Q6_K), the output projection stays at 8 bits.
-          return { kind: "nbits", blockSize: groupSize, method: isHead ? { kind: "q8_0" } : { kind: "q4_0" } };
-        default: { // 1.58: the other widths were handled above
-          const { exact, absMean } = await ternaryStatistics(source);
-          if (exact !== undefined) return { kind: "nbits", blockSize: groupSize, method: { kind: "ternary", scale: exact } };
-          // BitNet keeps the output projection in full precision; so do we when it is not ternary.
-          if (isHead) return { kind: "float", storage: sourceStorage };
-          lossyTernary.push(name);
-          return { kind: "nbits", blockSize: groupSize, method: { kind: "ternary", scale: Math.fround(Math.max(absMean, 1e-5)) } };
-        }
-      }
-    };
-
-    // The token embedding follows llama.cpp's mixtures too: token_embd is Q4_0 in a Q4_0 GGUF, Q8_0 in a Q8_0 one.
-    const embeddingEncoding = async (source: SourceTensor): Promise<LinearEncoding> => {
-      const common = commonEncoding();
-      if (common) return common;
-      switch (bits) {
-        case 4:
-          return { kind: "nbits", blockSize: groupSize, method: { kind: "q4_0" } };
-        default: { // 1.58: the other widths were handled above
-          const { exact } = await ternaryStatistics(source);
-          return exact !== undefined ? { kind: "nbits", blockSize: groupSize, method: { kind: "ternary", scale: exact } } : { kind: "float", storage: sourceStorage };
-        }
-      }
-    };
 
     const handle = await open(join(partial, dataPath), "w");
     let built;
@@ -175,11 +136,11 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
     try {
       writer = new ExternalDataWriter(handle, dataName);
       built = await buildDecoder({
-        family,
+        architecture,
         hparams,
+        features,
         tensor: (name) => sources.get(name),
-        linearEncoding,
-        embeddingEncoding,
+        plan,
         accuracyLevel,
         writer,
         stats,
@@ -193,8 +154,8 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
       await handle.close();
     }
 
-    const doc = `${basename(checkpoint.directory)} (${family}) converted by edgequant: ${bits}-bit${quantized ? `, block ${groupSize}` : ""}`;
-    const model = built.graph.model(family, doc, { "edgequant.bits": String(bits), ...(quantized ? { "edgequant.group_size": String(groupSize) } : {}) });
+    const doc = `${basename(checkpoint.directory)} (${architecture.gguf}) converted by edgequant: ${bits}-bit${quantized ? `, block ${groupSize}` : ""}`;
+    const model = built.graph.model(architecture.gguf, doc, { "edgequant.bits": String(bits), ...(quantized ? { "edgequant.group_size": String(groupSize) } : {}) });
     await writeFile(join(partial, modelPath), encodeModel(model));
 
     // Side files: config, tokenizer, generation config, runtime configs.
@@ -216,7 +177,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
         kv_cache_dtype: { [dtype]: "float32" },
       };
     } else {
-      await writeFile(join(partial, "genai_config.json"), `${JSON.stringify(genaiConfig(hparams, family, naming.model, config, generation), null, 4)}\n`);
+      await writeFile(join(partial, "genai_config.json"), `${JSON.stringify(genaiConfig(hparams, naming.model, config, generation), null, 4)}\n`);
       files.push("genai_config.json");
     }
     await writeFile(join(partial, "config.json"), `${JSON.stringify(config, null, 2)}\n`);
@@ -226,14 +187,14 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
 
     if (stats.nonFinite > 0) warnings.push(`${stats.nonFinite} NaN/Inf values in the source weights, converted as they are; the model may produce NaN`);
     if (stats.overflowedToF16 > 0) warnings.push(`${stats.overflowedToF16} weights exceed float16's range and became ±Inf; use --bits 32`);
-    if (lossyTernary.length > 0) {
-      warnings.push(`${lossyTernary.length} weights are not ternary ({-s, 0, +s}) and were ternarised with BitNet's absmean scale, which loses most of their information (first: ${lossyTernary[0]})`);
+    if (plan.lossyTernary.length > 0) {
+      warnings.push(`${plan.lossyTernary.length} weights are not ternary ({-s, 0, +s}) and were ternarised with BitNet's absmean scale, which loses most of their information (first: ${plan.lossyTernary[0]})`);
     }
     return {
       output,
       format: "onnx",
       layout,
-      architecture: family,
+      architecture: architecture.gguf,
       bits,
       ...(quantized ? { groupSize } : {}),
       modelFile: modelPath,
@@ -253,25 +214,22 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   }
 }
 
-/** Every checkpoint tensor must be one the graph uses (older transformers' rotary inv_freq buffers excepted). */
-function checkTensorNames(names: readonly string[], h: DecoderHparams, family: DecoderFamily, directory: string): void {
-  const known = new Set(["model.embed_tokens.weight", "model.norm.weight", "lm_head.weight"]);
-  for (let i = 0; i < h.layers; i++) {
-    const p = `model.layers.${i}`;
-    for (const part of ["input_layernorm", "post_attention_layernorm", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj", "self_attn.o_proj"]) known.add(`${p}.${part}.weight`);
-    for (const proj of ["q_proj", "k_proj", "v_proj"]) {
-      known.add(`${p}.self_attn.${proj}.weight`);
-      if (family === "qwen2") known.add(`${p}.self_attn.${proj}.bias`);
-    }
-    if (family === "qwen3") {
-      known.add(`${p}.self_attn.q_norm.weight`);
-      known.add(`${p}.self_attn.k_norm.weight`);
-    }
-  }
-  const unknown = names.filter((name) => !known.has(name) && !/\.rotary_emb\.inv_freq$/.test(name));
+/**
+ * Every checkpoint tensor must be one the graph uses (older transformers' rotary inv_freq
+ * buffers excepted): a role of the architecture, in a block config.json declares, and a bias
+ * only on a Linear.
+ */
+function checkTensorNames(names: readonly string[], architecture: Architecture, h: DecoderHparams, directory: string): void {
+  const mapName = tensorNameMapper(architecture);
+  const unknown = names.filter((name) => {
+    if (isIgnoredTensor(name)) return false;
+    const mapped = mapName(name);
+    if (!mapped || (mapped.block !== undefined && mapped.block >= h.layers)) return true;
+    return mapped.suffix === "bias" && roleKind(mapped.role) !== "linear";
+  });
   if (unknown.length > 0) {
     const shown = unknown.slice(0, 5).join(", ") + (unknown.length > 5 ? `, ... (${unknown.length} in all)` : "");
-    throw new UserError(`tensors the ONNX ${family} graph does not use: ${shown} (biases, extra norms or more layers than config.json declares?)`, { file: directory });
+    throw new UserError(`tensors the ONNX ${architecture.gguf} graph does not use: ${shown} (biases, extra norms or more layers than config.json declares?)`, { file: directory });
   }
 }
 
@@ -307,7 +265,7 @@ function firstId(value: unknown): number | undefined {
 }
 
 /** genai_config.json as onnxruntime-genai's model builder writes it for a decoder-only model. */
-function genaiConfig(h: DecoderHparams, family: DecoderFamily, modelFile: string, config: Record<string, unknown>, generation: Record<string, unknown> | undefined) {
+function genaiConfig(h: DecoderHparams, modelFile: string, config: Record<string, unknown>, generation: Record<string, unknown> | undefined) {
   const eos = generation?.["eos_token_id"] ?? config["eos_token_id"] ?? 2;
   const bos = firstId(generation?.["bos_token_id"] ?? config["bos_token_id"]) ?? 1;
   const pad = firstId(generation?.["pad_token_id"] ?? config["pad_token_id"]) ?? firstId(eos) ?? 0;
@@ -334,7 +292,8 @@ function genaiConfig(h: DecoderHparams, family: DecoderFamily, modelFile: string
       },
       eos_token_id: eos,
       pad_token_id: pad,
-      type: family,
+      // onnxruntime-genai names model types as transformers' model_type does.
+      type: config["model_type"],
       vocab_size: h.vocabSize,
     },
     search: {

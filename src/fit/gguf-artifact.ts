@@ -1,6 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { gguf } from "@huggingface/gguf";
+import { llamaCppGraphTraits } from "../arch/index.js";
 import { UserError } from "../errors.js";
 import { headCounts, type Artifact, type ArtifactTensor, type DecoderHparams } from "./artifact.js";
 import { contiguousBytes, ggmlType } from "./ggml-types.js";
@@ -11,20 +12,6 @@ const FILE_TYPES: Record<number, string> = {
   13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS",
   21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
   29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
-};
-
-/**
- * Sliding-window layer patterns llama.cpp applies per architecture when the GGUF has no explicit
- * `attention.sliding_window_pattern` (src/models/<arch>.cpp load_arch_hparams -> load_swa_pattern):
- * layer il uses the window when il % n < n - 1.
- */
-const SWA_PATTERNS: Record<string, { period: number; defaultWindow?: number }> = {
-  gemma2: { period: 2, defaultWindow: 4096 },
-  gemma3: { period: 6 },
-  cohere2: { period: 4 },
-  "gpt-oss": { period: 2 },
-  exaone4: { period: 4, defaultWindow: 4096 },
-  olmo2: { period: 4 },
 };
 
 const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
@@ -81,15 +68,15 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
   const nFf = Array.isArray(nFfRaw) ? nFfRaw.map(Number) : Array.from({ length: nLayer }, () => Number(nFfRaw ?? 0));
   const window = num("attention.sliding_window", 0);
   const pattern = key("attention.sliding_window_pattern");
-  const known = SWA_PATTERNS[arch];
+  const traits = llamaCppGraphTraits(arch);
   let swaLayers: boolean[] = Array.from({ length: nLayer }, () => false);
   let slidingWindow = 0;
   if (Array.isArray(pattern)) {
     swaLayers = pattern.map(Boolean);
     slidingWindow = window;
-  } else if (known && (window > 0 || known.defaultWindow)) {
-    const period = typeof pattern === "number" || typeof pattern === "bigint" ? Number(pattern) : known.period;
-    slidingWindow = window > 0 ? window : known.defaultWindow!;
+  } else if (traits.swaPeriod !== undefined && (window > 0 || traits.defaultWindow)) {
+    const period = typeof pattern === "number" || typeof pattern === "bigint" ? Number(pattern) : traits.swaPeriod;
+    slidingWindow = window > 0 ? window : traits.defaultWindow!;
     swaLayers = swaLayers.map((_, il) => period === 0 || il % period < period - 1);
   }
   if (!swaLayers.some(Boolean)) slidingWindow = 0;
@@ -112,7 +99,6 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
   const fileType = metadata["general.file_type"];
   const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
   const parameters = tensors.reduce((sum, t) => sum + t.ne.reduce((a, b) => a * b, 1), 0);
-  const scaled = arch === "granite" || arch === "minicpm" || arch === "granitemoe";
   return {
     path: full,
     format: "gguf",
@@ -125,10 +111,10 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
     parameters,
     details: {
       kind: "gguf",
-      embeddingScale: scaled || arch.startsWith("gemma"),
-      residualScale: scaled,
-      logitScale: scaled,
-      attnSoftcap: arch === "gemma2" && Number(key("attn_logit_softcapping") ?? 0) > 0,
+      embeddingScale: traits.embeddingScale ?? false,
+      residualScale: traits.residualScale ?? false,
+      logitScale: traits.logitScale ?? false,
+      attnSoftcap: traits.attnSoftcapKey !== undefined && Number(key(traits.attnSoftcapKey) ?? 0) > 0,
       vocabTextBytes: Array.isArray(tokens) ? tokens.reduce((sum: number, t: unknown) => sum + String(t).length, 0) : 0,
     },
   };

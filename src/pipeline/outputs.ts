@@ -116,12 +116,6 @@ const mlx: OutputKind<MlxOutput> = {
   checkDestination(destination) {
     checkFolder(destination, "a model", (entries) => entries.includes("config.json"));
   },
-  async checkSource(architecture, _config, configFile) {
-    const { MLX_ARCHITECTURES } = await import("../convert/mlx.js");
-    if (!MLX_ARCHITECTURES.includes(architecture.gguf)) {
-      throw new UserError(`MLX output supports ${MLX_ARCHITECTURES.join(", ")} models so far; '${architecture.gguf}' converts to GGUF only`, { file: configFile });
-    }
-  },
   async build(output, context) {
     const { convertToMlx } = await import("../convert/mlx.js");
     const report = await convertToMlx({

@@ -8,7 +8,7 @@ import { existsSync, lstatSync, realpathSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { ConfigReader, type HfConfig } from "../arch/config.js";
-import { resolveArchitecture } from "../arch/index.js";
+import { resolveArchitectureFor } from "../arch/index.js";
 import { formatBytes, ProgressBar } from "../cli/progress.js";
 import { UserError } from "../errors.js";
 import { readJson } from "../readers/checkpoint.js";
@@ -143,11 +143,11 @@ async function checkDevices(recipe: Recipe, fit: FitRequest, step: FitStep): Pro
 async function checkSource(configFile: string, outputs: readonly RecipeOutput[]): Promise<void> {
   const config = (await readJson(configFile)) as HfConfig;
   if (typeof config !== "object" || config === null || Array.isArray(config)) throw new UserError("expected a JSON object", { file: configFile });
-  const architecture = resolveArchitecture(config, configFile);
   const reader = new ConfigReader(config, configFile);
   for (const output of outputs) {
     try {
-      await kindOf(output).checkSource?.(architecture, reader, configFile);
+      const kind = kindOf(output);
+      await kind.checkSource?.(resolveArchitectureFor(kind.format, config, configFile), reader, configFile);
     } catch (error) {
       if (error instanceof UserError) throw new UserError(`${output.where} (${kindOf(output).describe(output)}): ${error.message}`);
       throw error;

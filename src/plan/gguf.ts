@@ -2,7 +2,8 @@ import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { decoderMetadata } from "../arch/decoder-metadata.js";
-import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
+import { isBlockLinear, isIgnoredTensor, missingHfTensors, tensorNameMapper } from "../arch/tensor-names.js";
+import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
 import { absmeanTernarySource, packedBitnetSource } from "../readers/ternary-sources.js";
@@ -55,20 +56,21 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
   architecture.checkConfig?.(config);
   const hparams = config.decoderHparams();
-  const mapName = tensorNameMapper(architecture.tensors);
+  const features = architecture.features(config, hparams);
+  const mapName = tensorNameMapper(architecture);
   const ternary = ternaryLayout(checkpoint, architecture);
 
   const candidates: Candidate[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
-    if (IGNORED_HF_TENSORS.some((pattern) => pattern.test(tensor.name))) continue;
+    if (isIgnoredTensor(tensor.name)) continue;
     if (ternary === "packed" && tensor.name.endsWith(".weight_scale")) continue; // read with its weight
     const mapped = mapName(tensor.name);
     if (!mapped) {
       unmapped.push(tensor.name);
       continue;
     }
-    const linear = LINEAR_ROLES.has(mapped.role) && tensor.name.endsWith(".weight");
+    const linear = isBlockLinear(mapped.role) && mapped.suffix === "weight";
     const source =
       linear && ternary === "packed"
         ? packedBitnetSource(tensor, scaleOf(checkpoint, tensor))
@@ -89,31 +91,18 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
     candidates.push({ name: generated.gguf, shape: [generated.values.length], origin: { kind: "generated", values: generated.values } });
   }
-  checkExpectedTensors(candidates, hparams, checkpoint.directory);
+  checkExpectedTensors(checkpoint, architecture, hparams);
 
   const metadata: GgufMetadata = new Map([
     ["general.architecture", str(architecture.gguf)],
     ["general.type", str("model")],
     ["general.name", str(modelName)],
-    ...decoderMetadata(architecture, hparams, config),
+    ...decoderMetadata(architecture, hparams, features, config),
   ]);
   const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: hparams.kvHeads };
   // Norms and other 1-D tensors stay F32, as llama.cpp's converter keeps them.
   const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, () => GgmlType.F32);
   return { architecture, hparams, metadata, tensors };
-}
-
-const LINEAR_ROLES: ReadonlySet<TensorRole> = new Set(["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
-
-/**
- * How a checkpoint stores ternary linear weights, when it does in a way the converter must undo:
- * packed 2-bit codes (quant_method "bitnet"), or BitNet master weights that the model ternarises.
- * Fake-quantized float checkpoints (already {-s, 0, +s}) need nothing.
- */
-export function ternaryLayout(checkpoint: Checkpoint, architecture: Architecture): "packed" | "absmean" | undefined {
-  const quantization = checkpoint.config["quantization_config"] as { quant_method?: unknown } | undefined;
-  if (quantization?.quant_method === "bitnet") return "packed";
-  return architecture.ternarisesLinearWeights ? "absmean" : undefined;
 }
 
 function scaleOf(checkpoint: Checkpoint, weight: CheckpointTensor): CheckpointTensor {
@@ -154,17 +143,10 @@ function assignTypes(candidates: Candidate[], scheme: Scheme, model: MixtureMode
   return ordered.map((tensor, i) => ({ ...tensor, type: types[i]! }));
 }
 
-function checkExpectedTensors(tensors: readonly Candidate[], hparams: DecoderHparams, directory: string) {
-  const names = new Set(tensors.map((t) => t.name));
-  // output.weight may be absent: llama.cpp then reuses token_embd (tied embeddings).
-  const required = ["token_embd.weight", "output_norm.weight"];
-  for (let block = 0; block < hparams.layers; block++) {
-    for (const role of ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"]) {
-      required.push(`blk.${block}.${role}.weight`);
-    }
-  }
-  const missing = required.filter((name) => !names.has(name));
+/** Every role the architecture requires, in every block; the output projection may be absent (tied embeddings). */
+function checkExpectedTensors(checkpoint: Checkpoint, architecture: Architecture, hparams: DecoderHparams) {
+  const missing = missingHfTensors(architecture, hparams.layers, (name) => checkpoint.tensors.has(name));
   if (missing.length > 0) {
-    throw new UserError(`checkpoint is missing tensors: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? ", ..." : ""} (GGUF names)`, { file: directory });
+    throw new UserError(`checkpoint is missing tensors: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: checkpoint.directory });
   }
 }

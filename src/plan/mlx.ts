@@ -20,7 +20,7 @@
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
-import { IGNORED_HF_TENSORS, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
+import { hfTensorName, isBlockLinear, isIgnoredTensor, missingHfTensors, roleKind, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
@@ -94,12 +94,6 @@ export interface MlxPlan {
   readonly castDtype: FloatDtype | undefined;
 }
 
-const QUANTIZABLE: ReadonlySet<TensorRole> = new Set(["token_embd", "output", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
-const LAYER_LINEARS: ReadonlySet<TensorRole> = new Set(["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]);
-const BLOCK_ROLES: readonly TensorRole[] = ["attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "attn_q_norm", "attn_k_norm", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"];
-/** Biases mlx-lm's model classes always declare (Qwen2's attention has bias=True on q/k/v). */
-const REQUIRED_BIASES: Readonly<Record<string, readonly TensorRole[]>> = { qwen2: ["attn_q", "attn_k", "attn_v"] };
-
 const TORCH_DTYPES: Readonly<Record<string, FloatDtype>> = { float16: "F16", bfloat16: "BF16", float32: "F32" };
 
 /**
@@ -120,41 +114,46 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
   const hparams = reader.decoderHparams();
   const castDtype = castDtypeOf(checkpoint.config);
-  const mapName = tensorNameMapper(architecture.tensors);
+  const mapName = tensorNameMapper(architecture);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
 
   const mapped: { source: SourceTensor; role: TensorRole; block: number | undefined; suffix: string }[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
-    if (IGNORED_HF_TENSORS.some((pattern) => pattern.test(tensor.name))) continue;
+    if (isIgnoredTensor(tensor.name)) continue;
     const name = mapName(tensor.name);
     if (!name) {
       unmapped.push(tensor.name);
       continue;
     }
-    mapped.push({ source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: tensor.name.slice(tensor.name.lastIndexOf(".") + 1) });
+    mapped.push({ source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: name.suffix });
   }
   if (unmapped.length > 0) {
     const shown = unmapped.slice(0, 5).join(", ") + (unmapped.length > 5 ? `, ... (${unmapped.length} in all)` : "");
     throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${shown}`, { file: checkpoint.directory });
   }
-  checkRequired(mapped.map((t) => t.source.name), architecture, hparams, checkpoint.directory);
+  const missing = missingHfTensors(architecture, hparams.layers, (name) => checkpoint.tensors.has(name));
+  if (missing.length > 0) {
+    throw new UserError(`checkpoint is missing tensors mlx-lm needs: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: checkpoint.directory });
+  }
 
   // Tied embeddings, decided as transformers reads config.json; the flag is written out explicitly
   // because mlx-lm's own defaults differ (llama and qwen2 default to tied, qwen3 requires the key).
-  const hasLmHead = checkpoint.tensors.has("lm_head.weight");
+  const outputName = hfTensorName(architecture, "output");
+  const embeddingModule = hfTensorName(architecture, "token_embd").replace(/\.weight$/, "");
+  const hasLmHead = checkpoint.tensors.has(outputName);
   const tieFlag = checkpoint.config["tie_word_embeddings"];
   const tied = typeof tieFlag === "boolean" ? tieFlag : !hasLmHead;
   if (typeof tieFlag !== "boolean") {
     configUpdates["tie_word_embeddings"] = tied;
     decisions.push({
-      tensor: "lm_head.weight",
+      tensor: outputName,
       action: "config",
-      message: `config.json has no tie_word_embeddings; wrote ${tied} (${hasLmHead ? "the checkpoint has lm_head.weight" : "the checkpoint has no lm_head.weight"}), since mlx-lm's default differs by architecture`,
+      message: `config.json has no tie_word_embeddings; wrote ${tied} (the checkpoint ${hasLmHead ? "has" : "has no"} ${outputName}), since mlx-lm's default differs by architecture`,
     });
   }
-  if (!tied && !hasLmHead) throw new UserError("tie_word_embeddings is false but the checkpoint has no lm_head.weight", { file: checkpoint.directory });
+  if (!tied && !hasLmHead) throw new UserError(`tie_word_embeddings is false but the checkpoint has no ${outputName}`, { file: checkpoint.directory });
 
   const quantization: Record<string, number | string | QuantizationParams> = {
     group_size: options.groupSize,
@@ -162,11 +161,11 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     mode: "affine",
   };
 
-  const ordered = mapped.sort((a, b) => unitOrder(a.source.name, b.source.name));
+  const ordered = mapped.sort((a, b) => unitOrder(a, b));
   const units: MlxUnit[] = [];
-  for (const { source, role, suffix } of ordered) {
+  for (const { source, role, block, suffix } of ordered) {
     if (role === "output" && tied) {
-      decisions.push({ tensor: source.name, action: "dropped", message: "tied embeddings: lm_head.weight is not written; model.embed_tokens serves as the output layer, as in mlx-lm" });
+      decisions.push({ tensor: source.name, action: "dropped", message: `tied embeddings: ${source.name} is not written; ${embeddingModule} serves as the output layer, as in mlx-lm` });
       continue;
     }
     const dtype = castDtype ?? source.dtype;
@@ -177,11 +176,11 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
       encoding: { kind: "float" },
       outputs: [{ name: source.name, dtype, shape: source.shape, byteLength: parameters * bytesOf(dtype) }],
     });
-    if (!(QUANTIZABLE.has(role) && suffix === "weight" && source.shape.length === 2)) {
+    if (!(roleKind(role) !== "norm" && suffix === "weight" && source.shape.length === 2)) {
       units.push(floatUnit());
       continue;
     }
-    if (options.bits === 1.58 && !LAYER_LINEARS.has(role)) {
+    if (options.bits === 1.58 && !isBlockLinear(role)) {
       decisions.push({
         tensor: source.name,
         action: "kept-float",
@@ -192,7 +191,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     }
     const [rows, inputs] = source.shape as [number, number];
     const groupSize = chooseGroupSize(inputs, options.groupSize);
-    const bits: MlxBits = options.bits === 1.58 ? 2 : options.mixed ? mixedBits(options.mixed, module, hparams.layers) : options.bits;
+    const bits: MlxBits = options.bits === 1.58 ? 2 : options.mixed ? mixedBits(options.mixed, role, block, hparams.layers) : options.bits;
     if (groupSize === undefined) {
       decisions.push({
         tensor: source.name,
@@ -233,13 +232,13 @@ export function bytesOf(dtype: OutputDtype): number {
 
 /**
  * The order tensors are written in: mlx-lm's parameter order at the top level
- * (model.* before lm_head), natural order within (layer 10 after layer 9).
+ * (the model before the output layer), natural order within (layer 10 after layer 9).
  */
-function unitOrder(a: string, b: string): number {
-  const aHead = a.startsWith("lm_head.");
-  const bHead = b.startsWith("lm_head.");
+function unitOrder(a: { source: SourceTensor; role: TensorRole }, b: { source: SourceTensor; role: TensorRole }): number {
+  const aHead = a.role === "output";
+  const bHead = b.role === "output";
   if (aHead !== bHead) return aHead ? 1 : -1;
-  return naturalCompare(a, b);
+  return naturalCompare(a.source.name, b.source.name);
 }
 
 function naturalCompare(a: string, b: string): number {
@@ -254,24 +253,4 @@ function naturalCompare(a: string, b: string): number {
     return x < y ? -1 : 1;
   }
   return pa.length - pb.length;
-}
-
-function checkRequired(names: readonly string[], architecture: Architecture, hparams: DecoderHparams, directory: string): void {
-  const present = new Set(names);
-  const required = ["model.embed_tokens.weight", "model.norm.weight"];
-  const hf: Partial<Record<TensorRole, string>> = {
-    attn_norm: "input_layernorm", attn_q: "self_attn.q_proj", attn_k: "self_attn.k_proj", attn_v: "self_attn.v_proj",
-    attn_output: "self_attn.o_proj", attn_q_norm: "self_attn.q_norm", attn_k_norm: "self_attn.k_norm",
-    ffn_norm: "post_attention_layernorm", ffn_gate: "mlp.gate_proj", ffn_up: "mlp.up_proj", ffn_down: "mlp.down_proj",
-  };
-  const roles = BLOCK_ROLES.filter((role) => architecture.tensors.includes(role));
-  const biases = REQUIRED_BIASES[architecture.gguf] ?? [];
-  for (let block = 0; block < hparams.layers; block++) {
-    for (const role of roles) required.push(`model.layers.${block}.${hf[role]}.weight`);
-    for (const role of biases) required.push(`model.layers.${block}.${hf[role]}.bias`);
-  }
-  const missing = required.filter((name) => !present.has(name));
-  if (missing.length > 0) {
-    throw new UserError(`checkpoint is missing tensors mlx-lm needs: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: directory });
-  }
 }

@@ -3,16 +3,16 @@
  *
  * Mixed recipes follow mlx-lm's `mixed_quant_predicate_builder`
  * (mlx_lm/convert.py): recipe "L_H" quantizes with L bits except, at H bits,
- * `lm_head` and the `v_proj` / `down_proj` of the layers where
+ * the output layer and the value / down projections of the layers where
  * `use_more_bits` holds:
  *
  *   index < n // 8  or  index >= 7 * n // 8  or  (index - n // 8) % 3 == 2
  *
- * with n the number of decoder layers, `//` and `%` Python's floor division and
- * modulo, and `index` the path component where the first `down_proj` path has
- * its layer number (0 when the path is shorter, as for `lm_head`).
+ * with n the number of decoder layers and `//` and `%` Python's floor division and
+ * modulo.
  */
 
+import type { TensorRole } from "../../arch/tensor-names.js";
 import { MLX_GROUP_SIZES, type MlxBits, type MlxGroupSize } from "./affine.js";
 
 export type MixedRecipe = "2_6" | "3_4" | "3_6" | "4_6";
@@ -37,18 +37,15 @@ export function useMoreBits(index: number, layers: number): boolean {
 }
 
 /**
- * The bits mlx-lm's mixed predicate gives the module at `path` (e.g.
- * "model.layers.3.mlp.down_proj"); `layerPosition` is where the layer number
- * sits in a dotted path (2 for "model.layers.N...").
+ * The bits mlx-lm's mixed predicate gives a weight, by its role: the value and down
+ * projections of decoder layer `block` where use_more_bits holds, and the output layer,
+ * get the high bits (mlx-lm matches "v_proj" / "down_proj" / "lm_head" in the module path).
  */
-export function mixedBits(recipe: MixedRecipe, path: string, layers: number, layerPosition = 2): MlxBits {
+export function mixedBits(recipe: MixedRecipe, role: TensorRole, block: number | undefined, layers: number): MlxBits {
   const { low, high } = MIXED_RECIPES[recipe];
-  const parts = path.split(".");
-  const index = parts.length > layerPosition ? Number.parseInt(parts[layerPosition]!, 10) : 0;
-  const more = useMoreBits(index, layers);
-  if ((path.includes("v_proj") || path.includes("v_a_proj") || path.includes("v_b_proj")) && more) return high;
-  if (path.includes("down_proj") && more) return high;
-  if (path.includes("lm_head")) return high;
+  if (role === "output") return high;
+  const more = useMoreBits(block ?? 0, layers);
+  if ((role === "attn_v" || role === "ffn_down") && more) return high;
   return low;
 }
 

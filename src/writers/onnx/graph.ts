@@ -51,6 +51,17 @@ export class GraphBuilder {
     return name;
   }
 
+  /** A float32 scalar constant initializer (muP multipliers), shared like the int64 ones. */
+  float(value: number): string {
+    const key = `f:${value}`;
+    const found = this.constants.get(key);
+    if (found) return found;
+    const name = this.unique(`const_f32_${String(value).replaceAll("-", "m").replaceAll(".", "p")}`);
+    this.initializers.push(inlineTensor(name, ElementType.FLOAT, [], new Uint8Array(new Float32Array([value]).buffer)));
+    this.constants.set(key, name);
+    return name;
+  }
+
   /**
    * Adds a node named `name` and returns its output names. `outputs` may name them
    * (graph outputs must have fixed names); otherwise they are `${name}/output_${i}`.
