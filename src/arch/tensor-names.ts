@@ -133,9 +133,14 @@ function isBlockRole(role: TensorRole): boolean {
  * including its quantization side tensors (`.scales`, `.biases`, `_quantized`...).
  */
 export function isTokenEmbeddingTensor(name: string): boolean {
-  if (name === "token_embd.weight") return true;
-  return TENSOR_ROLES.token_embd.hf.some((hf) => name === `${hf}.weight` || name.startsWith(`${hf}.weight.`) || name.startsWith(`${hf}.weight_`) || name === `${hf}.scales` || name === `${hf}.biases`);
+  return name === "token_embd.weight" || TOKEN_EMBEDDING_ARTIFACT_NAMES.some((pattern) => pattern.test(name));
 }
+
+/** By the module's last name part, so wrapped models (`model.language_model.embed_tokens`) count too. */
+const TOKEN_EMBEDDING_ARTIFACT_NAMES = TENSOR_ROLES.token_embd.hf.map((hf) => {
+  const module = hf.split(".").at(-1)!;
+  return new RegExp(`(^|\\.)${module}\\.(weight(\\.|_|$)|scales$|biases$)`);
+});
 
 /** Whether a tensor of an MLX or ONNX artifact is a separate output projection (untied embeddings). */
 export function isOutputTensor(name: string): boolean {

@@ -7,7 +7,7 @@ import { encodeTensor } from "../quant/encode-tensor.js";
 import { GgmlType, tensorBytes, ggmlTypeName } from "../quant/ggml-types.js";
 import { KernelPool } from "../quant/pool.js";
 import type { Scheme } from "../quant/schemes.js";
-import { explainPreTokenizer, readVocabulary, vocabularyMetadata, type Vocabulary } from "../tokenizer/index.js";
+import { readVocabulary, tokenizerSummary, vocabularyMetadata, type TokenizerSummary } from "../tokenizer/index.js";
 import type { GgufMetadata } from "../writers/gguf/metadata.js";
 import { assignSplits, splitCount, splitMetadata, splitPath, type SplitRule } from "../writers/gguf/split.js";
 import { writeGguf } from "../writers/gguf/writer.js";
@@ -44,7 +44,7 @@ export interface ConversionReport {
   readonly tensors: number;
   readonly bytes: number;
   /** Absent when the source was a GGUF, whose vocabulary is copied as it is. */
-  readonly tokenizer?: { readonly model: "llama" | "gpt2"; readonly pre?: string; readonly preDecision?: string };
+  readonly tokenizer?: TokenizerSummary;
   readonly warnings: readonly string[];
 }
 
@@ -145,11 +145,6 @@ function tensorWarnings(tensor: PlannedTensor, nonFinite: number, overflowed: nu
     warnings.push(`tensor '${source}': ${overflowed} values exceed the ${ggmlTypeName(tensor.type)} range and became ±Inf; use --scheme bf16 or f32`);
   }
   return warnings;
-}
-
-function tokenizerSummary(vocabulary: Vocabulary): ConversionReport["tokenizer"] {
-  if (vocabulary.model === "llama") return { model: "llama" };
-  return { model: "gpt2", pre: vocabulary.pre.name, preDecision: explainPreTokenizer(vocabulary.pre) };
 }
 
 function isFloatType(type: GgmlType): boolean {

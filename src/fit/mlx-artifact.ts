@@ -5,6 +5,7 @@
 import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
+import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
 import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
 import { estimateParameters } from "./onnx-artifact.js";
@@ -59,7 +60,7 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   const floatTensor = tensors.find((t) => t.name.endsWith("norm.weight"));
   const dtype = String(config["torch_dtype"] ?? floatTensor?.type ?? "float16").toLowerCase();
   const dtypeName = dtype.includes("bf16") || dtype.includes("bfloat16") ? "bfloat16" : dtype.includes("32") ? "float32" : "float16";
-  const tied = Boolean(config["tie_word_embeddings"] ?? !tensors.some((t) => t.name.startsWith("lm_head.")));
+  const tied = Boolean(config["tie_word_embeddings"] ?? !tensors.some((t) => isOutputTensor(t.name)));
   const nVocab = Number(text["vocab_size"] ?? 0);
   const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
   const floatParameters = tensors.filter((t) => DTYPE_BYTES[t.type] !== undefined && !t.name.endsWith(".scales") && !t.name.endsWith(".biases") && t.type !== "U32");

@@ -4,6 +4,7 @@
  * uses; activations estimated). Each returns, for a context length, the components, which memory
  * pool each lands in, and the bytes one decoded token reads.
  */
+import { isTokenEmbeddingTensor } from "../arch/tensor-names.js";
 import type { Artifact } from "./artifact.js";
 import type { Device, Runtime } from "./devices.js";
 import { alignUp, rowSize } from "./ggml-types.js";
@@ -72,7 +73,7 @@ function unifiedPools(device: Device, total: number, gpuResident: number): PoolU
 }
 
 function embeddingBytes(artifact: Artifact): number {
-  return artifact.tensors.filter((t) => t.name === "token_embd.weight" || /embed_tokens\.weight(\.|$)/.test(t.name) || /embed_tokens\.(scales|biases)$/.test(t.name)).reduce((sum, t) => sum + t.bytes, 0);
+  return artifact.tensors.filter((t) => isTokenEmbeddingTensor(t.name)).reduce((sum, t) => sum + t.bytes, 0);
 }
 
 /** Weights read per decoded token: all of them except the embedding table, of which one row is read (unless it is also the output matrix). */

@@ -9,7 +9,8 @@ import { sentencePieceVocabulary } from "./sentencepiece-vocab.js";
 import type { Vocabulary } from "./vocabulary.js";
 
 export { vocabularyMetadata } from "./metadata.js";
-export { explainPreTokenizer } from "./pre-tokenizer.js";
+import { explainPreTokenizer } from "./pre-tokenizer.js";
+export { explainPreTokenizer };
 export * from "./vocabulary.js";
 
 /**
@@ -39,4 +40,16 @@ function usesByteLevel(node: JsonComponent | null | undefined): boolean {
   if (node.type === "ByteLevel") return true;
   const children = node["pretokenizers"];
   return Array.isArray(children) && children.some((child) => usesByteLevel(child as JsonComponent));
+}
+
+/** What a conversion report says of the vocabulary: its GGUF tokenizer model and, for BPE, the pre-tokenizer and why. */
+export interface TokenizerSummary {
+  readonly model: "llama" | "gpt2";
+  readonly pre?: string;
+  readonly preDecision?: string;
+}
+
+export function tokenizerSummary(vocabulary: Vocabulary): TokenizerSummary {
+  if (vocabulary.model === "llama") return { model: "llama" };
+  return { model: "gpt2", pre: vocabulary.pre.name, preDecision: explainPreTokenizer(vocabulary.pre) };
 }
