@@ -84,6 +84,7 @@ const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
   qwen3: "q_norm/k_norm, explicit head_dim",
   bitnet: "sub-norms, master weights ternarised on conversion, tied output",
   minicpm: "embedding, residual and logit scales, Llama RoPE permutation",
+  granite: "embedding, attention, residual and logit multipliers of granite-3.3-2b-instruct's config",
 };
 
 for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<SyntheticModelType, "llama">, string][]) {
@@ -93,6 +94,7 @@ for (const [modelType, features] of Object.entries(SYNTHETIC) as [Exclude<Synthe
       writeSyntheticCheckpoint(source, {
         modelType, hidden: 128, layers: 3, heads: 4, kvHeads: 2, headDim: modelType === "qwen3" ? 48 : 32,
         intermediate: 320, vocab: 4096, seed: 7, dtype: modelType === "bitnet" ? "F32" : "BF16",
+        ...(modelType === "granite" ? { tieEmbeddings: true } : {}),
       });
       const result = await agreement(source, await convert(source, "f32"));
       expect(result.top1Mismatches).toBe(0);

@@ -9,6 +9,7 @@ import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
 import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, llamaQuantizeAvailable } from "./support/llama-quantize.js";
+import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
 
 const available = llamaQuantizeAvailable();
 if (!available) console.warn("SKIPPING mixture tests: the shipped libllama cannot be loaded on this machine");
@@ -60,3 +61,16 @@ describeModel("tiny-llama-ternary", () => TINY_LLAMA_TERNARY, QUANTIZED.filter((
 // TinyLlama-1.1B's shapes: 22 layers exercise llama.cpp's use_more_bits layer choices; rows of
 // 5632 (not a multiple of 256) in ffn_down exercise the block-size fallbacks.
 describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));
+
+/** A small random checkpoint of an architecture with no trained fixture, written once. */
+function synthetic(modelType: SyntheticModelType): () => string {
+  let folder: string | undefined;
+  return () => {
+    if (folder) return folder;
+    folder = join(dir, `synthetic-${modelType}`);
+    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true });
+    return folder;
+  };
+}
+
+describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));

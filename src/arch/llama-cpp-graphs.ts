@@ -16,6 +16,5 @@ export const FOREIGN_GRAPH_TRAITS: Readonly<Record<string, LlamaCppGraphTraits>>
   "gpt-oss": { swaPeriod: 2 },
   exaone4: { swaPeriod: 4, defaultWindow: 4096 },
   olmo2: { swaPeriod: 4 },
-  granite: { embeddingScale: true, residualScale: true, logitScale: true },
   granitemoe: { embeddingScale: true, residualScale: true, logitScale: true },
 };

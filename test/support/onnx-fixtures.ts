@@ -36,6 +36,7 @@ const SPECS: Record<string, SyntheticSpec> = {
   qwen2: { modelType: "qwen2", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 11, dtype: "BF16" },
   qwen3: { modelType: "qwen3", hidden: 128, layers: 2, heads: 4, kvHeads: 1, headDim: 64, intermediate: 384, vocab: 4096, seed: 12, dtype: "F32" },
   "llama-tied": { modelType: "llama", hidden: 96, layers: 2, heads: 6, kvHeads: 3, headDim: 16, intermediate: 192, vocab: 4096, seed: 13, dtype: "F16", tieEmbeddings: true },
+  granite: { modelType: "granite", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 14, dtype: "BF16", tieEmbeddings: true },
 };
 
 const root = tempDir("edgequant-onnx-synthetic-");

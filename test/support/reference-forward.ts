@@ -42,6 +42,8 @@ export interface ArchitectureOptions {
   residualScale: (config: Config) => number;
   /** Multiplier on the final hidden state before lm_head (MiniCPM divides by hidden/dim_model_base). */
   logitInputScale: (config: Config) => number;
+  /** The q.k scale; 1/sqrt(head_dim) unless the model sets its own (Granite's attention_multiplier). */
+  attentionScale?: (config: Config) => number;
   /** BitNet: RMSNorm before o_proj (attn sub-norm) and before down_proj (ffn sub-norm). */
   subNorms: boolean;
   /** BitNet master weights: linear weights are ternarised (absmean) as the model does at inference. */
@@ -88,6 +90,15 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
     embeddingScale: (config) => num(config, "scale_emb"),
     residualScale: (config) => num(config, "scale_depth") / Math.sqrt(num(config, "num_hidden_layers")),
     logitInputScale: (config) => num(config, "dim_model_base") / num(config, "hidden_size"),
+  },
+  // Granite 3.x (transformers' modeling_granite.py): muP multipliers on the embeddings, the
+  // attention scores and the residual branches; logits divided by logits_scaling.
+  granite: {
+    ...LLAMA_LIKE,
+    embeddingScale: (config) => num(config, "embedding_multiplier"),
+    residualScale: (config) => num(config, "residual_multiplier"),
+    logitInputScale: (config) => 1 / num(config, "logits_scaling"),
+    attentionScale: (config) => num(config, "attention_multiplier"),
   },
 };
 
@@ -138,6 +149,7 @@ interface Hyper {
   embeddingScale: number;
   residualScale: number;
   logitInputScale: number;
+  attentionScale: number;
 }
 
 function num(config: Config, key: string, fallback?: number): number {
@@ -214,6 +226,7 @@ function readHyper(config: Config): Hyper {
     embeddingScale: arch.embeddingScale(config),
     residualScale: arch.residualScale(config),
     logitInputScale: arch.logitInputScale(config),
+    attentionScale: arch.attentionScale?.(config) ?? 1 / Math.sqrt(headDim),
   };
 }
 
@@ -401,7 +414,7 @@ function applyRope(x: Float64Array, rows: number, nHeads: number, headDim: numbe
 function causalAttention(q: Float64Array, k: Float64Array, v: Float64Array, rows: number, h: Hyper): Float64Array {
   const { heads, kvHeads, headDim } = h;
   const group = heads / kvHeads;
-  const scale = 1 / Math.sqrt(headDim);
+  const scale = h.attentionScale;
   const out = new Float64Array(rows * heads * headDim);
   const scores = new Float64Array(rows);
   for (let hd = 0; hd < heads; hd++) {

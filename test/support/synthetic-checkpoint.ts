@@ -11,7 +11,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -40,6 +40,7 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   qwen3: "Qwen3ForCausalLM",
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
+  granite: "GraniteForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -148,7 +149,38 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
     // openbmb/MiniCPM-2B's muP keys; dim_model_base below hidden so the logit scale is not 1.
     case "minicpm":
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
+    case "granite":
+      return graniteConfig(spec, common);
   }
+}
+
+/**
+ * ibm-granite/granite-3.3-2b-instruct's config.json (huggingface.co/ibm-granite/granite-3.3-2b-instruct,
+ * config.json), every key and flag kept; only the sizes, layer count, vocabulary and token ids are
+ * the synthetic spec's. Granite has no head_dim key (llama.cpp's converter ignores one).
+ */
+function graniteConfig(spec: SyntheticSpec, common: Record<string, unknown>): Record<string, unknown> {
+  const { head_dim: _headDim, ...sized } = common;
+  return {
+    ...sized,
+    attention_bias: false,
+    attention_dropout: 0.0,
+    attention_multiplier: 0.015625,
+    embedding_multiplier: 12.0,
+    hidden_act: "silu",
+    initializer_range: 0.02,
+    logits_scaling: 8.0,
+    max_position_embeddings: 131072,
+    mlp_bias: false,
+    model_type: "granite",
+    pad_token_id: 0,
+    residual_multiplier: 0.22,
+    rms_norm_eps: 1e-5,
+    rope_scaling: null,
+    rope_theta: 10000000.0,
+    transformers_version: "4.49.0",
+    use_cache: true,
+  };
 }
 
 /**
