@@ -164,8 +164,10 @@ describe("package", () => {
 
   test("bad options are user errors", async () => {
     const output = join(out, "never");
-    await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 3 as OnnxBits })).rejects.toThrow(/--bits/);
-    await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 32, groupSize: 64 })).rejects.toThrow(/--group-size/);
+    // The library speaks of its options, not of CLI flags.
+    await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 3 as OnnxBits })).rejects.toThrow(/ONNX bits must be one of 32, 16, 8, 4, 1\.58; got 3/);
+    await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 32, groupSize: 64 })).rejects.toThrow(/group size applies to 8-, 4- and 1\.58-bit/);
+    await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 4, accuracyLevel: Number.NaN as 4 })).rejects.toThrow(/accuracy level must be one of 0, 1, 4; got NaN/);
     await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 4, groupSize: 48 as 64 })).rejects.toThrow(/power of two/);
     expect(existsSync(output)).toBe(false);
   });

@@ -7,7 +7,7 @@ import type { FloatDtype } from "../readers/dtypes.js";
 import { writeAtomically } from "../writers/atomic-file.js";
 import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "../writers/mlx/affine.js";
 import { encodeUnit } from "../writers/mlx/encode.js";
-import { checkDestination, StagingFolder } from "../writers/mlx/folder.js";
+import { checkDestination, StagingFolder } from "../writers/staging-folder.js";
 import { planMlx, type MlxBitsOption, type MlxDecision, type MlxPlan } from "../plan/mlx.js";
 import { isMixedRecipe, MIXED_RECIPES, type MixedRecipe } from "../writers/mlx/recipes.js";
 import { assignShards, indexJson, MLX_MAX_SHARD_BYTES, shardLayout } from "../writers/mlx/shards.js";
@@ -126,7 +126,7 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
       await staging.writeText("model.safetensors.index.json", indexJson(shards, parameters));
       await staging.writeText("config.json", configJson(checkpoint.config, plan));
       const copied = await staging.copyModelFiles(checkpoint.directory);
-      await staging.commit(overwrite);
+      await staging.commit((destination) => checkDestination(destination, overwrite));
 
       const bytes = shards.reduce((sum, shard) => sum + shard.bytes, 0);
       const quantizedByBits: Record<string, number> = {};

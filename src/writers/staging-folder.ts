@@ -7,21 +7,21 @@
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
-import { UserError } from "../../errors.js";
-import { writeAtomically } from "../atomic-file.js";
-import { TOKENIZER_AND_GENERATION_FILES } from "../../readers/side-files.js";
+import { UserError } from "../errors.js";
+import { writeAtomically } from "./atomic-file.js";
+import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
 /**
- * Files of a Hugging Face model folder that an MLX folder carries over as they
- * are: what tokenizer.save_pretrained writes plus generation_config.json
- * (mlx_lm/utils.py save).
+ * Files of a Hugging Face model folder that a converted folder (MLX, ONNX) carries over as
+ * they are: what tokenizer.save_pretrained writes plus generation_config.json
+ * (mlx_lm/utils.py save; onnxruntime-genai's builder copies the same).
  */
 export const COPIED_FILES = TOKENIZER_AND_GENERATION_FILES;
 
 /** Extensions copied whatever the file's name (tiktoken vocabularies, extra chat templates). */
 const COPIED_EXTENSIONS = [".tiktoken", ".jinja"];
 
-/** What sits at the destination now. */
+/** What sits at the destination now, for an MLX model folder. */
 export function checkDestination(output: string, overwrite: boolean): void {
   if (!existsSync(output)) return;
   if (!statSync(output).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way", { file: output });
@@ -60,6 +60,14 @@ export class StagingFolder {
     return join(this.path, name);
   }
 
+  async mkdir(name: string): Promise<void> {
+    await mkdir(this.file(name), { recursive: true });
+  }
+
+  async writeBytes(name: string, bytes: Uint8Array): Promise<void> {
+    await writeAtomically(this.file(name), (handle) => handle.writeFile(bytes));
+  }
+
   async writeText(name: string, text: string): Promise<void> {
     await writeAtomically(this.file(name), (handle) => handle.writeFile(text, "utf8"));
   }
@@ -79,9 +87,12 @@ export class StagingFolder {
     return copied;
   }
 
-  /** Moves the finished folder into place, replacing what `checkDestination` allowed to replace. */
-  async commit(overwrite: boolean): Promise<void> {
-    checkDestination(this.destination, overwrite);
+  /**
+   * Moves the finished folder into place, replacing what `checkDestination` (the format's
+   * destination policy, checked again now) allows to replace.
+   */
+  async commit(checkDestination: (destination: string) => void): Promise<void> {
+    checkDestination(this.destination);
     let old: string | undefined;
     if (existsSync(this.destination)) {
       old = join(dirname(this.destination), `.${basename(this.destination)}.${process.pid}.old`);
