@@ -62,7 +62,7 @@ export interface MlxReport {
   readonly warnings: readonly string[];
 }
 
-/** Checkpoint -> mlx-lm model folder, one tensor (in chunks of rows) in memory at a time. */
+/** Checkpoint -> mlx-lm model folder, one tensor (in chunks of rows) in memory at a time: open -> plan -> encode -> write. */
 export async function convertToMlx(options: MlxConversionOptions): Promise<MlxReport> {
   const settings = validateOptions(options);
   const output = resolve(options.output);
@@ -74,71 +74,15 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
     const architecture = resolveArchitectureFor("mlx", checkpoint.config, checkpoint.configFile);
     const plan = planMlx(checkpoint, architecture, settings);
     const shards = assignShards(plan.units, options.maxShardBytes ?? MLX_MAX_SHARD_BYTES);
-    const decisions = [...plan.decisions];
-    const warnings: string[] = [];
-    const totalBytes = plan.units.reduce((sum, unit) => sum + unit.source.byteLength, 0);
-    let doneBytes = 0;
-    let reportedBytes = 0;
-
     const staging = await StagingFolder.create(output);
     try {
-      for (const shard of shards) {
-        const layout = shardLayout(shard.units);
-        await writeAtomically(staging.file(shard.file), async (handle) => {
-          await handle.write(layout.prefix, 0, layout.prefix.length, 0);
-          for (const unit of shard.units) {
-            // A unit found not to be ternary is encoded twice; progress never goes back or past the unit.
-            let unitDone = 0;
-            const result = await encodeUnit(unit, {
-              handle,
-              offsets: layout.offsets,
-              allowLossyTernary: options.allowLossyTernary ?? false,
-              onChunk: (bytes) => {
-                unitDone = Math.min(unitDone + bytes, unit.source.byteLength);
-                if (doneBytes + unitDone > reportedBytes) {
-                  reportedBytes = doneBytes + unitDone;
-                  options.onProgress?.({ tensor: unit.source.name, doneBytes: reportedBytes, totalBytes });
-                }
-              },
-            });
-            doneBytes += unit.source.byteLength;
-            const name = unit.source.name;
-            if (result.lossyTernary) {
-              decisions.push({
-                tensor: name,
-                action: "lossy-ternary",
-                bits: 2,
-                message: `not ternary (it holds ${result.lossyTernary.firstOffender}): rounded to {-s, 0, +s} per group with s = mean |w|, which loses information`,
-              });
-            }
-            if (result.nonFiniteInSource > 0) {
-              warnings.push(`tensor '${name}': ${result.nonFiniteInSource} NaN/Inf values in the source; the model may produce NaN`);
-            }
-            if (result.overflowed > 0) {
-              warnings.push(`tensor '${name}': ${result.overflowed} values exceed the ${unit.dtype} range (config torch_dtype) and became ±Inf`);
-            }
-          }
-          // A sparse tail is impossible (the last tensor ends the file), but be explicit about the size.
-          await handle.truncate(layout.fileBytes);
-        });
-      }
+      const encoded = await writeShards(shards, staging, options);
       const parameters = plan.units.reduce((sum, unit) => sum + unit.parameters, 0);
       await staging.writeText("model.safetensors.index.json", indexJson(shards, parameters));
       await staging.writeText("config.json", configJson(checkpoint.config, plan));
       const copied = await staging.copyModelFiles(checkpoint.directory);
       await staging.commit((destination) => checkDestination(destination, overwrite));
-
       const bytes = shards.reduce((sum, shard) => sum + shard.bytes, 0);
-      const quantizedByBits: Record<string, number> = {};
-      let floatLayers = 0;
-      for (const unit of plan.units) {
-        if (unit.encoding.kind === "float") {
-          if (unit.source.shape.length >= 2) floatLayers++;
-          continue;
-        }
-        const key = unit.encoding.kind === "ternary" ? "1.58" : String(unit.encoding.bits);
-        quantizedByBits[key] = (quantizedByBits[key] ?? 0) + 1;
-      }
       return {
         output,
         format: "mlx",
@@ -148,14 +92,14 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
         ...(options.mixed ? { mixed: options.mixed } : {}),
         floatDtype: plan.castDtype ?? "source",
         tensors: plan.units.reduce((sum, unit) => sum + unit.outputs.length, 0),
-        layers: { quantized: quantizedByBits, float: floatLayers },
+        layers: layerCounts(plan.units),
         bytes,
         parameters,
         bitsPerWeight: (bytes * 8) / parameters,
         files: [...shards.map((shard) => shard.file), "model.safetensors.index.json", "config.json", ...copied].sort(),
         shards: shards.length,
-        decisions,
-        warnings,
+        decisions: [...plan.decisions, ...encoded.decisions],
+        warnings: encoded.warnings,
       };
     } catch (error) {
       await staging.discard();
@@ -164,6 +108,69 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
   } finally {
     await checkpoint.close();
   }
+}
+
+type Shard = ReturnType<typeof assignShards>[number];
+
+/** Encodes every unit into its shard file; returns what the encoders found (lossy ternary units, NaN/Inf, overflow). */
+async function writeShards(shards: readonly Shard[], staging: StagingFolder, options: MlxConversionOptions): Promise<{ decisions: MlxDecision[]; warnings: string[] }> {
+  const decisions: MlxDecision[] = [];
+  const warnings: string[] = [];
+  const totalBytes = shards.reduce((sum, shard) => sum + shard.units.reduce((s, unit) => s + unit.source.byteLength, 0), 0);
+  let doneBytes = 0;
+  let reportedBytes = 0;
+  for (const shard of shards) {
+    const layout = shardLayout(shard.units);
+    await writeAtomically(staging.file(shard.file), async (handle) => {
+      await handle.write(layout.prefix, 0, layout.prefix.length, 0);
+      for (const unit of shard.units) {
+        // A unit found not to be ternary is encoded twice; progress never goes back or past the unit.
+        let unitDone = 0;
+        const result = await encodeUnit(unit, {
+          handle,
+          offsets: layout.offsets,
+          allowLossyTernary: options.allowLossyTernary ?? false,
+          onChunk: (bytes) => {
+            unitDone = Math.min(unitDone + bytes, unit.source.byteLength);
+            if (doneBytes + unitDone > reportedBytes) {
+              reportedBytes = doneBytes + unitDone;
+              options.onProgress?.({ tensor: unit.source.name, doneBytes: reportedBytes, totalBytes });
+            }
+          },
+        });
+        doneBytes += unit.source.byteLength;
+        const name = unit.source.name;
+        if (result.lossyTernary) {
+          decisions.push({
+            tensor: name,
+            action: "lossy-ternary",
+            bits: 2,
+            message: `not ternary (it holds ${result.lossyTernary.firstOffender}): rounded to {-s, 0, +s} per group with s = mean |w|, which loses information`,
+          });
+        }
+        if (result.nonFiniteInSource > 0) warnings.push(`tensor '${name}': ${result.nonFiniteInSource} NaN/Inf values in the source; the model may produce NaN`);
+        if (result.overflowed > 0) warnings.push(`tensor '${name}': ${result.overflowed} values exceed the ${unit.dtype} range (config torch_dtype) and became ±Inf`);
+      }
+      // A sparse tail is impossible (the last tensor ends the file), but be explicit about the size.
+      await handle.truncate(layout.fileBytes);
+    });
+  }
+  return { decisions, warnings };
+}
+
+/** Quantized layers by bit width, and 2-D layers kept in float. */
+function layerCounts(units: MlxPlan["units"]): MlxReport["layers"] {
+  const quantized: Record<string, number> = {};
+  let float = 0;
+  for (const unit of units) {
+    if (unit.encoding.kind === "float") {
+      if (unit.source.shape.length >= 2) float++;
+      continue;
+    }
+    const key = unit.encoding.kind === "ternary" ? "1.58" : String(unit.encoding.bits);
+    quantized[key] = (quantized[key] ?? 0) + 1;
+  }
+  return { quantized, float };
 }
 
 function validateOptions(options: MlxConversionOptions): { bits: MlxBitsOption; groupSize: MlxGroupSize; mixed?: MixedRecipe } {

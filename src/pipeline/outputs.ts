@@ -10,6 +10,7 @@ import { convertToGguf } from "../convert/gguf.js";
 import type { ConfigReader } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
+import { isOnnxFolder } from "../writers/onnx/layout.js";
 import { resolveScheme } from "../quant/schemes.js";
 import { parseSplitSize } from "../writers/gguf/split.js";
 import type { ArtifactFormat } from "./manifest.js";
@@ -85,7 +86,7 @@ const onnx: OutputKind<OnnxOutput> = {
   layout: "folder",
   describe: (o) => `onnx ${ONNX_SCHEMES[String(o.bits)]} ${o.layout}${o.groupSize ? ` g${o.groupSize}` : ""}`,
   checkDestination(destination) {
-    checkFolder(destination, "an ONNX model", (entries) => entries.some((e) => e.endsWith(".onnx") || e === "onnx" || e === "genai_config.json"));
+    checkFolder(destination, "an ONNX model", isOnnxFolder);
   },
   async build(output, context) {
     const { convertToOnnx } = await import("../convert/onnx.js");
