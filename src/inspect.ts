@@ -21,7 +21,7 @@ export interface InspectedTensor {
 
 /** How a checkpoint holds ternary (1.58-bit) weights, which decides whether --bits 1.58 is lossless. */
 export type TernaryKind =
-  | "bitnet-packed" // uint8 2-bit codes + weight_scale (quant_method "bitnet")
+  | "bitnet-packed" // uint8 2-bit codes + weight_scale
   | "bitnet-master-weights" // full precision, ternarised by the model (absmean)
   | "fake-quantized" // floats that are already {-s, 0, +s} per tensor (BitCPM, ternary fine-tunes)
   | "not-ternary";

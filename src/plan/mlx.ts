@@ -5,17 +5,17 @@
  *
  * The layout is the one mlx-lm's convert writes and its loader expects
  * (mlx_lm/utils.py quantize_model, save_model, load_model; mlx/nn/layers/quantized.py):
- *  - Hugging Face tensor names are kept (MLX's llama / qwen2 / qwen3 use them
- *    unchanged: no Q/K row permutation).
- *  - Every nn.Linear and nn.Embedding weight (embed_tokens, q/k/v/o_proj,
- *    gate/up/down_proj, lm_head) becomes `X.weight` uint32
+ *  - Hugging Face tensor names are kept (the mlx-lm model files of the architectures
+ *    that declare MLX use them unchanged: no Q/K row permutation).
+ *  - Every nn.Linear and nn.Embedding weight (the token embedding, every Linear role,
+ *    the output layer) becomes `X.weight` uint32
  *    [out, in * bits / 32], `X.scales` and `X.biases` [out, in / group_size] in
  *    the float dtype; `X.bias`, norms and anything 1-D stay float.
  *  - Floats are cast to config.json's `torch_dtype` when it is float16,
  *    bfloat16 or float32, before quantizing, as mlx_lm/convert.py does;
  *    otherwise each tensor keeps its own dtype.
- *  - Tied embeddings: no lm_head tensor; the (quantized) embedding doubles as
- *    the output layer, as the models' sanitize() drops lm_head.weight.
+ *  - Tied embeddings: no output-layer tensor; the (quantized) embedding doubles as
+ *    the output layer, as the models' sanitize() drops it.
  */
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";

@@ -6,7 +6,7 @@ import { isFloatDtype } from "./dtypes.js";
 import type { SourceTensor } from "./source-tensor.js";
 
 /**
- * A BitNet b1.58 packed linear weight (quant_method "bitnet", as in
+ * A BitNet b1.58 packed linear weight (as in
  * microsoft/bitnet-b1.58-2B-4T): uint8 [out/4, in], where row block k of the
  * output (rows k*out/4 ... (k+1)*out/4 - 1) sits at bits 2k..2k+1 of each byte,
  * code - 1 is the trit, and `weight_scale` holds 1/s. Unpacked to F32 on read:
