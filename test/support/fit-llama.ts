@@ -8,6 +8,10 @@ import { getLlama, GgmlType, GgufInsights, LlamaLogLevel, readGgufFileInfo, type
 import { convertToGguf } from "../../src/convert/gguf.js";
 import type { CpuRepackProfile } from "../../src/fit/llama-cpp.js";
 import { resolveScheme } from "../../src/quant/schemes.js";
+import { ORACLES, requireLlamaCpp, requireOracleAsync } from "./oracle.js";
+
+// llama.cpp's own figures are the oracle here: without its binaries, fail at once.
+requireLlamaCpp();
 
 const MiB = 2 ** 20;
 
@@ -30,15 +34,17 @@ const lines: string[] = [];
 let llamaPromise: Promise<Llama> | null = null;
 
 function llama(): Promise<Llama> {
-  llamaPromise ??= getLlama({
-    gpu: false,
-    build: "never",
-    usePrebuiltBinaries: true,
-    skipDownload: true,
-    progressLogs: false,
-    logLevel: LlamaLogLevel.info,
-    logger: (level, message) => lines.push(`[${level}] ${message.trimEnd()}`),
-  });
+  llamaPromise ??= requireOracleAsync(ORACLES.llamaCpp, () =>
+    getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.info,
+      logger: (level, message) => lines.push(`[${level}] ${message.trimEnd()}`),
+    }),
+  );
   return llamaPromise;
 }
 

@@ -4,6 +4,10 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { ORACLES, requireLlamaCpp, requireOracleAsync } from "./oracle.js";
+
+// Every suite importing this module compares against llama.cpp: without its binaries, fail at once.
+requireLlamaCpp();
 
 /** Threads used for every llama.cpp evaluation (fixed so runs are reproducible). */
 export const LLAMA_CPP_THREADS = 2;
@@ -51,7 +55,7 @@ export function llamaCppRecentLogs(): string[] {
 let llamaPromise: Promise<Llama> | null = null;
 
 function sharedLlama(): Promise<Llama> {
-  llamaPromise ??= getLlama({
+  llamaPromise ??= requireOracleAsync(ORACLES.llamaCpp, () => getLlama({
     gpu: false,
     build: "never",
     usePrebuiltBinaries: true,
@@ -60,7 +64,7 @@ function sharedLlama(): Promise<Llama> {
     maxThreads: LLAMA_CPP_THREADS,
     logLevel: LlamaLogLevel.info,
     logger: recordLog,
-  }).catch((error: unknown) => {
+  })).catch((error: unknown) => {
     llamaPromise = null;
     throw error;
   });

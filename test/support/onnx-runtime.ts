@@ -4,20 +4,43 @@
 
 import { openSync, readFileSync, readSync, closeSync } from "node:fs";
 import { dirname, join } from "node:path";
-import * as ort from "onnxruntime-node";
+import onnxProto from "onnx-proto";
+import type * as Ort from "onnxruntime-node";
 import { dequantizeNBits, type NBits } from "../../src/writers/onnx/nbits.js";
 import { decodeModel } from "../../src/writers/onnx/proto.js";
+import { ORACLES, requireOracleAsync } from "./oracle.js";
 import { windowedPerplexity, type PerplexityWindows } from "./perplexity.js";
 
+const { onnx } = onnxProto;
+
+// onnxruntime is the oracle of every suite importing this module: without it they fail here.
+// A broken native binding may only show when a session is made: make one from a one-node model.
+const smallestModel = identityModel();
+const ort: typeof Ort = await requireOracleAsync(ORACLES.onnxruntime, async () => {
+  const loaded = await import("onnxruntime-node");
+  await (await loaded.InferenceSession.create(smallestModel)).release();
+  return loaded;
+});
+
+/** Y = Identity(X) over a float vector: enough for onnxruntime to load its binding and run. */
+function identityModel(): Uint8Array {
+  const value = (name: string) => ({ name, type: { tensorType: { elemType: 1, shape: { dim: [{ dimValue: 1 }] } } } });
+  return onnx.ModelProto.encode({
+    irVersion: 8,
+    opsetImport: [{ domain: "", version: 17 }],
+    graph: { name: "identity", node: [{ opType: "Identity", input: ["X"], output: ["Y"] }], input: [value("X")], output: [value("Y")] },
+  }).finish();
+}
+
 export interface OnnxModel {
-  readonly session: ort.InferenceSession;
+  readonly session: Ort.InferenceSession;
   readonly layers: number;
   readonly kvHeads: number;
   readonly headDim: number;
   readonly vocab: number;
 }
 
-export async function loadOnnxModel(modelPath: string, options: ort.InferenceSession.SessionOptions = {}): Promise<OnnxModel> {
+export async function loadOnnxModel(modelPath: string, options: Ort.InferenceSession.SessionOptions = {}): Promise<OnnxModel> {
   const session = await ort.InferenceSession.create(modelPath, { intraOpNumThreads: 2, ...options });
   const past = session.inputNames.filter((name) => /^past_key_values\.\d+\.key$/.test(name));
   const meta = session.inputMetadata.find((m) => m.name === "past_key_values.0.key");
@@ -34,7 +57,7 @@ export async function loadOnnxModel(modelPath: string, options: ort.InferenceSes
 
 const int64 = (values: readonly number[], dims: readonly number[]) => new ort.Tensor("int64", BigInt64Array.from(values.map(BigInt)), dims);
 
-export type KvCache = Record<string, ort.Tensor>;
+export type KvCache = Record<string, Ort.Tensor>;
 
 /** An empty cache (past length 0) for batch 1. */
 export function emptyCache(model: OnnxModel): KvCache {
@@ -49,7 +72,7 @@ export function emptyCache(model: OnnxModel): KvCache {
 export async function runStep(model: OnnxModel, tokens: readonly number[], cache: KvCache): Promise<{ logits: Float32Array[]; cache: KvCache }> {
   const pastLength = (cache["past_key_values.0.key"]?.dims[2] as number | undefined) ?? 0;
   const total = pastLength + tokens.length;
-  const feeds: Record<string, ort.Tensor> = {
+  const feeds: Record<string, Ort.Tensor> = {
     input_ids: int64(tokens, [1, tokens.length]),
     attention_mask: int64(Array.from({ length: total }, () => 1), [1, total]),
     position_ids: int64(tokens.map((_, i) => pastLength + i), [1, tokens.length]),
