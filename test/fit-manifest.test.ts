@@ -1,13 +1,13 @@
 // Acceptance 2-4 of the fit manifest: the JSON validates against formats/fit-manifest.schema.json and
 // every device has a source; the SVG chart renders (resvg) to a non-blank image showing each line and
 // the budget bands; ONNX and MLX artifacts get the same manifest with weights equal to their files'
-// tensor bytes and compute labelled as estimates. Plus the device file, the CLI and the allocator.
+// tensor bytes and compute labelled as estimates. Plus the device file and the CLI. The allocator's
+// properties are in fit-alloc.test.ts.
 
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import { Ajv } from "ajv";
-import fc from "fast-check";
 import onnxProto from "onnx-proto";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -15,9 +15,6 @@ import { convertToMlx } from "../src/convert/mlx.js";
 import { convertToOnnx } from "../src/convert/onnx.js";
 import { UserError } from "../src/errors.js";
 import { loadCatalogue, parseSize } from "../src/fit/devices.js";
-import { allocateGraph } from "../src/fit/ggml-alloc.js";
-import { ComputeGraph, GraphContext } from "../src/fit/ggml-graph.js";
-import { GGML } from "../src/fit/ggml-types.js";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
 import { defaultFitPath, fitManifest, largestContext, type FitManifest } from "../src/fit/manifest.js";
@@ -342,40 +339,3 @@ describe("llama.cpp model edges", () => {
     expect(rough.compute / exact.compute).toBeLessThan(2);
   });
 });
-
-describe("ggml-alloc port", () => {
-  test("a chain of ops reuses memory: peak is the largest live pair, not the sum", () => {
-    const g = new GraphContext();
-    const gf = new ComputeGraph();
-    const w = g.external("w", GGML.F32, [64, 64]);
-    let x = g.input("x", GGML.F32, [64, 16]);
-    for (let i = 0; i < 10; i++) x = g.mulMat(w, x);
-    x.output = true;
-    gf.expand(x);
-    // each matmul needs its input and its output; the freed block is reused by the next one
-    expect(allocateGraph(gf, 32).bytes).toBe(2 * 64 * 16 * 4);
-  });
-
-  test("allocations never overlap and the buffer covers every live tensor (random graphs)", () => {
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 64 }), fc.nat(5), fc.boolean()), { minLength: 1, maxLength: 40 }), (ops) => {
-        const g = new GraphContext();
-        const gf = new ComputeGraph();
-        const live = [g.input("in", GGML.F32, [8, 3])];
-        for (const [cols, pick, inplace] of ops) {
-          const a = live[Math.min(pick, live.length - 1)]!;
-          const t = inplace ? g.scale(a) : g.mulMat(g.external("w", GGML.F32, [a.ne[0], cols]), a);
-          live.push(t);
-        }
-        for (const t of live.slice(-3)) {
-          t.output = true;
-          gf.expand(t);
-        }
-        const bytes = allocateGraph(gf, 32).bytes;
-        const biggest = Math.max(...gf.nodes.map((n) => n.bytes));
-        return bytes >= biggest && bytes <= gf.nodes.concat(gf.leafs.filter((l) => l.input)).reduce((s, n) => s + Math.ceil(n.bytes / 32) * 32, 0);
-      }),
-    );
-  });
-});
-
