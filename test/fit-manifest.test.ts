@@ -21,7 +21,7 @@ import { defaultFitPath, fitManifest, largestContext, type FitManifest } from ".
 import { chartHeight, fitChartSvg, LINE_COLORS, CHART_WIDTH } from "../src/fit/svg.js";
 import { writeFitFiles } from "../src/fit/write.js";
 import { REPO_ROOT, TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
-import { cachedGguf } from "./support/fit-llama.js";
+import { cachedGguf } from "./support/gguf-cache.js";
 
 const schema = JSON.parse(readFileSync(join(REPO_ROOT, "formats/fit-manifest.schema.json"), "utf8")) as object;
 const devicesSchema = JSON.parse(readFileSync(join(REPO_ROOT, "formats/devices.schema.json"), "utf8")) as object;
