@@ -18,7 +18,6 @@ import { loadCatalogue, parseSize } from "../src/fit/devices.js";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
 import { defaultFitPath, fitManifest, largestContext, type FitManifest } from "../src/fit/manifest.js";
-import { chartHeight, fitChartSvg, LINE_COLORS, CHART_WIDTH } from "../src/fit/svg.js";
 import { writeFitFiles } from "../src/fit/write.js";
 import { REPO_ROOT, TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
 import { cachedGguf } from "./support/gguf-cache.js";
@@ -215,13 +214,21 @@ describe("files and chart", () => {
     const written = await writeFitFiles(manifest, json);
     expect(written.svg).toBe(join(dir, "models", "tiny-llama-q4_k_m.gguf.fit.svg"));
     expect(JSON.parse(readFileSync(written.json, "utf8"))).toEqual(JSON.parse(JSON.stringify(manifest)));
+    // The file is judged by what it shows when rendered (resvg), never against the function that wrote it.
     const svg = readFileSync(written.svg, "utf8");
-    expect(svg).toBe(fitChartSvg(manifest));
     expect(svg.startsWith("<svg")).toBe(true);
+    const size = /^<svg[^>]*\swidth="(\d+)"[^>]*\sheight="(\d+)"/.exec(svg);
+    expect(size, "the root element declares width and height").not.toBeNull();
+    // one polyline per artifact, each in its own colour, and a legend entry naming each artifact
+    const lineColors = [...svg.matchAll(/<polyline\b[^>]*\sstroke="(#[0-9a-f]{6})"/gi)].map((m) => m[1]!.toLowerCase());
+    expect(lineColors).toHaveLength(manifest.artifacts.length);
+    expect(new Set(lineColors).size).toBe(manifest.artifacts.length);
+    const texts = [...svg.matchAll(/<text\b[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+    for (const artifact of manifest.artifacts) expect(texts.some((t) => t.startsWith(`${artifact.id} (`)), artifact.id).toBe(true);
 
     const rendered = new Resvg(svg, { fitTo: { mode: "original" }, background: "white" }).render();
-    expect(rendered.width).toBe(CHART_WIDTH);
-    expect(rendered.height).toBe(chartHeight(manifest.artifacts.length));
+    expect([rendered.width, rendered.height]).toEqual([Number(size![1]), Number(size![2])]);
+    expect(rendered.width).toBeGreaterThanOrEqual(600);
     const png = rendered.asPng();
     writeFileSync(join(REPO_ROOT, ".cache/bench/fit/chart.png"), png);
     expect(png.subarray(1, 4).toString()).toBe("PNG");
@@ -234,8 +241,7 @@ describe("files and chart", () => {
     };
     const total = rendered.width * rendered.height;
     expect(count((r, g, b) => r < 240 || g < 240 || b < 240) / total).toBeGreaterThan(0.03);
-    for (const [i] of manifest.artifacts.entries()) {
-      const hex = LINE_COLORS[i]!;
+    for (const hex of lineColors) {
       const [r, g, b] = [1, 3, 5].map((o) => parseInt(hex.slice(o, o + 2), 16));
       expect(count((pr, pg, pb) => Math.abs(pr - r!) < 12 && Math.abs(pg - g!) < 12 && Math.abs(pb - b!) < 12)).toBeGreaterThan(150);
     }
