@@ -69,3 +69,14 @@ export function llamaSourcePath(relPath: string): string {
   }
   return path;
 }
+
+/** The members of a C enum in a llama.cpp source file, e.g. llamaEnum("include/llama.h", "llama_token_type"). */
+export function llamaEnum(relPath: string, name: string): Record<string, number> {
+  const source = llamaSourceFile(relPath).toString("utf8");
+  const body = new RegExp(`enum ${name}\\s*\\{([^}]*)\\}`).exec(source)?.[1];
+  if (body === undefined) throw new Error(`no enum ${name} in llama.cpp's ${relPath}`);
+  const members: Record<string, number> = {};
+  for (const [, member, value] of body.matchAll(/^\s*(\w+)\s*=\s*(-?\d+)\s*,/gm)) members[member!] = Number(value);
+  if (Object.keys(members).length === 0) throw new Error(`enum ${name} in ${relPath}: no NAME = number members`);
+  return members;
+}
