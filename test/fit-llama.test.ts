@@ -4,12 +4,13 @@
 // GgufInsights estimator is run on the same cases and its error printed beside ours.
 
 import { writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
 import { TINY_LLAMA } from "./support/cli.js";
-import { cachedGguf, disposeFitLlama, hostRepackProfile, insightsEstimate, measureLlamaCpp } from "./support/fit-llama.js";
+import { disposeFitLlama, hostRepackProfile, insightsEstimate, measureLlamaCpp } from "./support/fit-llama.js";
+import { cachedGguf, GGUF_CACHE } from "./support/gguf-cache.js";
 import { writeSyntheticGguf } from "./support/fit-synthetic-gguf.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
@@ -42,9 +43,8 @@ beforeAll(async () => {
   ];
   // layouts our converter does not write: sliding-window attention, and a tied Q4_0 embedding that
   // llama.cpp duplicates into the CPU_REPACK buffer as the output matrix
-  const cache = resolve(import.meta.dirname, "../.cache/bench/fit");
-  const gemma = join(cache, "synthetic-gemma3-swa.gguf");
-  const tied = join(cache, "synthetic-llama-tied-q4_0.gguf");
+  const gemma = join(GGUF_CACHE, "synthetic-gemma3-swa.gguf");
+  const tied = join(GGUF_CACHE, "synthetic-llama-tied-q4_0.gguf");
   await writeSyntheticGguf(gemma, { arch: "gemma3", layers: 6, embd: 256, heads: 4, kvHeads: 2, headDim: 64, ff: 512, vocab: 512, context: 32768, type: GgmlType.F16, tied: true, slidingWindow: 512 });
   await writeSyntheticGguf(tied, { arch: "llama", layers: 4, embd: 256, heads: 4, kvHeads: 2, headDim: 64, ff: 512, vocab: 512, context: 4096, type: GgmlType.Q4_0, tied: true });
   paths.push(gemma, tied);
@@ -60,7 +60,7 @@ afterAll(async () => {
       (p.insights === undefined ? "" : `  GgufInsights ${(p.insights / MiB).toFixed(2).padStart(8)} MiB ${error(p.insights, p.llamaCpp)}`),
   );
   console.log(`\nfit model vs llama.cpp (CPU, repack profile ${hostRepackProfile()})\n${rows.join("\n")}`);
-  writeFileSync(join(resolve(import.meta.dirname, "../.cache/bench/fit"), "acceptance-llama-cpp.json"), JSON.stringify(pairs, null, 2));
+  writeFileSync(join(GGUF_CACHE, "acceptance-llama-cpp.json"), JSON.stringify(pairs, null, 2));
 });
 
 const cases = [

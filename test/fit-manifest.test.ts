@@ -1,13 +1,13 @@
 // Acceptance 2-4 of the fit manifest: the JSON validates against formats/fit-manifest.schema.json and
 // every device has a source; the SVG chart renders (resvg) to a non-blank image showing each line and
 // the budget bands; ONNX and MLX artifacts get the same manifest with weights equal to their files'
-// tensor bytes and compute labelled as estimates. Plus the device file, the CLI and the allocator.
+// tensor bytes and compute labelled as estimates. Plus the device file and the CLI. The allocator's
+// properties are in fit-alloc.test.ts.
 
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Resvg } from "@resvg/resvg-js";
 import { Ajv } from "ajv";
-import fc from "fast-check";
 import onnxProto from "onnx-proto";
 import { parse } from "yaml";
 import { beforeAll, describe, expect, test } from "vitest";
@@ -15,16 +15,12 @@ import { convertToMlx } from "../src/convert/mlx.js";
 import { convertToOnnx } from "../src/convert/onnx.js";
 import { UserError } from "../src/errors.js";
 import { loadCatalogue, parseSize } from "../src/fit/devices.js";
-import { allocateGraph } from "../src/fit/ggml-alloc.js";
-import { ComputeGraph, GraphContext } from "../src/fit/ggml-graph.js";
-import { GGML } from "../src/fit/ggml-types.js";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
 import { defaultFitPath, fitManifest, largestContext, type FitManifest } from "../src/fit/manifest.js";
-import { chartHeight, fitChartSvg, LINE_COLORS, CHART_WIDTH } from "../src/fit/svg.js";
 import { writeFitFiles } from "../src/fit/write.js";
 import { REPO_ROOT, TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
-import { cachedGguf } from "./support/fit-llama.js";
+import { cachedGguf } from "./support/gguf-cache.js";
 
 const schema = JSON.parse(readFileSync(join(REPO_ROOT, "formats/fit-manifest.schema.json"), "utf8")) as object;
 const devicesSchema = JSON.parse(readFileSync(join(REPO_ROOT, "formats/devices.schema.json"), "utf8")) as object;
@@ -218,13 +214,21 @@ describe("files and chart", () => {
     const written = await writeFitFiles(manifest, json);
     expect(written.svg).toBe(join(dir, "models", "tiny-llama-q4_k_m.gguf.fit.svg"));
     expect(JSON.parse(readFileSync(written.json, "utf8"))).toEqual(JSON.parse(JSON.stringify(manifest)));
+    // The file is judged by what it shows when rendered (resvg), never against the function that wrote it.
     const svg = readFileSync(written.svg, "utf8");
-    expect(svg).toBe(fitChartSvg(manifest));
     expect(svg.startsWith("<svg")).toBe(true);
+    const size = /^<svg[^>]*\swidth="(\d+)"[^>]*\sheight="(\d+)"/.exec(svg);
+    expect(size, "the root element declares width and height").not.toBeNull();
+    // one polyline per artifact, each in its own colour, and a legend entry naming each artifact
+    const lineColors = [...svg.matchAll(/<polyline\b[^>]*\sstroke="(#[0-9a-f]{6})"/gi)].map((m) => m[1]!.toLowerCase());
+    expect(lineColors).toHaveLength(manifest.artifacts.length);
+    expect(new Set(lineColors).size).toBe(manifest.artifacts.length);
+    const texts = [...svg.matchAll(/<text\b[^>]*>([^<]*)<\/text>/g)].map((m) => m[1]!);
+    for (const artifact of manifest.artifacts) expect(texts.some((t) => t.startsWith(`${artifact.id} (`)), artifact.id).toBe(true);
 
     const rendered = new Resvg(svg, { fitTo: { mode: "original" }, background: "white" }).render();
-    expect(rendered.width).toBe(CHART_WIDTH);
-    expect(rendered.height).toBe(chartHeight(manifest.artifacts.length));
+    expect([rendered.width, rendered.height]).toEqual([Number(size![1]), Number(size![2])]);
+    expect(rendered.width).toBeGreaterThanOrEqual(600);
     const png = rendered.asPng();
     writeFileSync(join(REPO_ROOT, ".cache/bench/fit/chart.png"), png);
     expect(png.subarray(1, 4).toString()).toBe("PNG");
@@ -237,8 +241,7 @@ describe("files and chart", () => {
     };
     const total = rendered.width * rendered.height;
     expect(count((r, g, b) => r < 240 || g < 240 || b < 240) / total).toBeGreaterThan(0.03);
-    for (const [i] of manifest.artifacts.entries()) {
-      const hex = LINE_COLORS[i]!;
+    for (const hex of lineColors) {
       const [r, g, b] = [1, 3, 5].map((o) => parseInt(hex.slice(o, o + 2), 16));
       expect(count((pr, pg, pb) => Math.abs(pr - r!) < 12 && Math.abs(pg - g!) < 12 && Math.abs(pb - b!) < 12)).toBeGreaterThan(150);
     }
@@ -342,40 +345,3 @@ describe("llama.cpp model edges", () => {
     expect(rough.compute / exact.compute).toBeLessThan(2);
   });
 });
-
-describe("ggml-alloc port", () => {
-  test("a chain of ops reuses memory: peak is the largest live pair, not the sum", () => {
-    const g = new GraphContext();
-    const gf = new ComputeGraph();
-    const w = g.external("w", GGML.F32, [64, 64]);
-    let x = g.input("x", GGML.F32, [64, 16]);
-    for (let i = 0; i < 10; i++) x = g.mulMat(w, x);
-    x.output = true;
-    gf.expand(x);
-    // each matmul needs its input and its output; the freed block is reused by the next one
-    expect(allocateGraph(gf, 32).bytes).toBe(2 * 64 * 16 * 4);
-  });
-
-  test("allocations never overlap and the buffer covers every live tensor (random graphs)", () => {
-    fc.assert(
-      fc.property(fc.array(fc.tuple(fc.integer({ min: 1, max: 64 }), fc.nat(5), fc.boolean()), { minLength: 1, maxLength: 40 }), (ops) => {
-        const g = new GraphContext();
-        const gf = new ComputeGraph();
-        const live = [g.input("in", GGML.F32, [8, 3])];
-        for (const [cols, pick, inplace] of ops) {
-          const a = live[Math.min(pick, live.length - 1)]!;
-          const t = inplace ? g.scale(a) : g.mulMat(g.external("w", GGML.F32, [a.ne[0], cols]), a);
-          live.push(t);
-        }
-        for (const t of live.slice(-3)) {
-          t.output = true;
-          gf.expand(t);
-        }
-        const bytes = allocateGraph(gf, 32).bytes;
-        const biggest = Math.max(...gf.nodes.map((n) => n.bytes));
-        return bytes >= biggest && bytes <= gf.nodes.concat(gf.leafs.filter((l) => l.input)).reduce((s, n) => s + Math.ceil(n.bytes / 32) * 32, 0);
-      }),
-    );
-  });
-});
-

@@ -1,6 +1,6 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { gguf, GGMLQuantizationType, GGUFValueType } from "@huggingface/gguf";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import { GgmlType, tensorBytes } from "../src/quant/ggml-types.js";
@@ -61,16 +61,18 @@ describe("GGUF v3 files we write are read back exactly by @huggingface/gguf", ()
     await writeGguf(path, new Map([["general.architecture", str("llama")]]), tensors);
     const parsed = await parse(path);
     const bytes = readFileSync(path);
+    // expected type ids from @huggingface/gguf's own enum, byte sizes from the formats (4 or 2 bytes a value)
     expect(parsed.tensorInfos.map((t) => [t.name, t.shape.map(Number), t.dtype])).toEqual([
-      ["a", [5, 3], GgmlType.F32],
-      ["b", [7], GgmlType.F16],
-      ["c", [4, 3, 2], GgmlType.BF16],
+      ["a", [5, 3], GGMLQuantizationType.F32],
+      ["b", [7], GGMLQuantizationType.F16],
+      ["c", [4, 3, 2], GGMLQuantizationType.BF16],
     ]);
+    const valueBytes = [4, 2, 2];
     expect(Number(parsed.tensorDataOffset) % 32).toBe(0);
     for (const [i, info] of parsed.tensorInfos.entries()) {
       expect(Number(info.offset) % 32).toBe(0);
       const start = Number(parsed.tensorDataOffset + info.offset);
-      const length = tensorBytes(tensors[i]!.type, tensors[i]!.shape);
+      const length = tensors[i]!.shape.reduce((a, b) => a * b, 1) * valueBytes[i]!;
       expect(bytes.subarray(start, start + length).every((b) => b === i + 1)).toBe(true);
     }
   });

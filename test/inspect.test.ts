@@ -1,8 +1,7 @@
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { gguf } from "@huggingface/gguf";
+import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
-import { GgmlType } from "../src/quant/ggml-types.js";
 import { TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
 
 const dir = tempDir();
@@ -28,7 +27,8 @@ describe("@huggingface/gguf parses every GGUF we write, and inspect shows the sa
       const report = JSON.parse(shown.stdout) as InspectJson;
       expect(report.format).toBe("gguf");
       expect(report.tensors.map((t) => [t.name, t.type, t.shape])).toEqual(
-        parsed.tensorInfos.map((t) => [t.name, GgmlType[t.dtype as unknown as GgmlType], t.shape.map(Number).reverse()]),
+        // type names from @huggingface/gguf's enum, not from src/'s
+        parsed.tensorInfos.map((t) => [t.name, GGMLQuantizationType[t.dtype], t.shape.map(Number).reverse()]),
       );
       expect(parsed.metadata["general.architecture"]).toBe("llama");
       expect(report.metadata["general.file_type"]).toBe({ f32: 0, f16: 1, bf16: 32 }[scheme]);

@@ -1,11 +1,9 @@
 import { rmSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { convertToOnnx, type OnnxBits, type OnnxReport } from "../src/convert/onnx.js";
 import { UserError } from "../src/errors.js";
-import { dequantizeNBits, quantizeNBits, type NBitsLayout, type NBitsMethod } from "../src/writers/onnx/nbits.js";
-import { decodeModel } from "../src/writers/onnx/proto.js";
+import onnxProto from "onnx-proto";
 import { TINY_LLAMA, copyFixture, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp } from "./support/llama-cpp.js";
 import { compareLogits } from "./support/logit-metrics.js";
@@ -78,7 +76,7 @@ describe("package", () => {
     // Weights live in model.onnx_data; the protobuf holds the graph and small int64 constants only.
     expect(statSync(modelPath).size).toBeLessThan(200_000);
     expect(statSync(join(report.output, "model.onnx_data")).size).toBe(report.weightBytes);
-    const proto = decodeModel(readFileSync(modelPath));
+    const proto = onnxProto.onnx.ModelProto.decode(readFileSync(modelPath));
     for (const tensor of proto.graph!.initializer ?? []) {
       if (tensor.dataLocation === 1) {
         const location = tensor.externalData?.find((e) => e.key === "location")?.value;
@@ -170,50 +168,5 @@ describe("package", () => {
     await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 4, accuracyLevel: Number.NaN as 4 })).rejects.toThrow(/accuracy level must be one of 0, 1, 4; got NaN/);
     await expect(convertToOnnx({ source: TINY_LLAMA, output, bits: 4, groupSize: 48 as 64 })).rejects.toThrow(/power of two/);
     expect(existsSync(output)).toBe(false);
-  });
-});
-
-describe("MatMulNBits packing", () => {
-  const rowsOf = (k: number) => fc.array(fc.float({ min: -4, max: 4, noNaN: true }), { minLength: k * 3, maxLength: k * 3 }).map((a) => Float32Array.from(a));
-
-  test.each([["q4_0", 4], ["q8_0", 8]] as const)("%s: the generic path equals the ggml kernel re-packed (blocks of 32)", (kind, bits) => {
-    const layout: NBitsLayout = { bits, blockSize: 32, k: 64, n: 3 };
-    fc.assert(
-      fc.property(rowsOf(64), (values) => {
-        const method: NBitsMethod = { kind };
-        const kernel = quantizeNBits(values, layout, method);
-        const generic = quantizeNBits(values, layout, method, { forceGeneric: true });
-        expect(Buffer.from(generic.data).equals(Buffer.from(kernel.data))).toBe(true);
-        expect(generic.scales).toEqual(kernel.scales);
-      }),
-      { numRuns: 200 },
-    );
-  });
-
-  test("ternary 2-bit codes with zero point 1 reproduce {-s, 0, +s} exactly, any block size and ragged K", () => {
-    for (const [blockSize, k] of [[16, 40], [32, 96], [128, 200]] as const) {
-      const s = 0.0371;
-      const values = Float32Array.from({ length: 5 * k }, (_, i) => [Math.fround(-s), 0, Math.fround(s)][(i * 7 + (i >> 3)) % 3]!);
-      const layout: NBitsLayout = { bits: 2, blockSize, k, n: 5 };
-      const q = quantizeNBits(values, layout, { kind: "ternary", scale: Math.fround(s) });
-      expect(q.zeroPoints).toBeDefined();
-      expect(dequantizeNBits(layout, q.data, q.scales, q.zeroPoints)).toEqual(values);
-    }
-  });
-
-  test("4-bit blocks of 64 and 128 keep Q4_0's error bound (|w - w'| <= d, and <= d/2 below 7.5 d)", () => {
-    for (const blockSize of [64, 128]) {
-      const layout: NBitsLayout = { bits: 4, blockSize, k: 256, n: 4 };
-      const values = Float32Array.from({ length: 4 * 256 }, (_, i) => Math.sin(i * 12.9898) * (1 + (i % 17)));
-      const q = quantizeNBits(values, layout, { kind: "q4_0" });
-      const back = dequantizeNBits(layout, q.data, q.scales);
-      for (let i = 0; i < values.length; i++) {
-        const signed = q.scales[Math.floor(i / blockSize)]!;
-        const d = Math.abs(signed);
-        // fp16 rounding of d moves codes by at most a hair; the top code (7 d) caps positive values.
-        const bound = values[i]! / signed > 7.4 ? d * 1.01 : d * 0.51;
-        expect(Math.abs(values[i]! - back[i]!)).toBeLessThanOrEqual(bound + 1e-6);
-      }
-    }
   });
 });

@@ -1,19 +1,22 @@
 import { rmSync, openSync, readFileSync, readSync, closeSync } from "node:fs";
 import { join } from "node:path";
-import { gguf } from "@huggingface/gguf";
+import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { convertToGguf } from "../src/convert/gguf.js";
 import { convertToOnnx, type OnnxBits } from "../src/convert/onnx.js";
-import { GgmlType, dequantizeRows } from "../src/quant/kernels.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
+import { requireGgml } from "./support/ggml-oracle.js";
 import { disposeLlamaCpp, llamaCppTokenize } from "./support/llama-cpp.js";
 import { compareLogits } from "./support/logit-metrics.js";
 import { corpusPrompts, removeOnnxFixtures } from "./support/onnx-fixtures.js";
-import { dequantizedWeights, loadOnnxModel, onnxLogits, onnxPerplexity } from "./support/onnx-runtime.js";
+import { dequantizedWeights, loadOnnxModel, onnxLogits, onnxPerplexity, quantizedWeights, runtimeDequantized } from "./support/onnx-runtime.js";
 import { llamaCppPerplexity } from "./support/perplexity.js";
 import { SafetensorsFile } from "./support/safetensors.js";
 
+// The GGUF side is decoded by ggml itself (libggml-base's to_float), the ONNX side by the unpacker
+// of test/support/matmul-nbits.ts, which is checked against onnxruntime below: no src/ decoder.
+const ggml = requireGgml();
 const out = tempDir("edgequant-onnx-quantized-");
 /** The perplexity slice: windows of the tiny Llama's 256-token context, BOS first, second half scored. */
 const SLICE = { window: 256, bos: 1, maxWindows: 16 };
@@ -43,7 +46,11 @@ describe("int4 export of the tiny Llama", () => {
     onnxQ4 = join(report.output, report.modelFile);
   });
 
-  test("every weight both quantize holds exactly the GGUF Q4_0's dequantized values", async () => {
+  test("the test unpacker reads every MatMulNBits / GatherBlockQuantized weight exactly as onnxruntime does", async () => {
+    await expectUnpackerAgreesWithRuntime(onnxQ4, 6 * 7 + 2);
+  });
+
+  test("every weight both quantize holds exactly the GGUF Q4_0's dequantized values (ggml's to_float)", async () => {
     const ours = dequantizedWeights(onnxQ4);
     const file = await gguf(q4Gguf, { allowLocalFile: true });
     const config = JSON.parse(readFileSync(join(TINY_LLAMA, "config.json"), "utf8"));
@@ -53,14 +60,15 @@ describe("int4 export of the tiny Llama", () => {
     let values = 0;
     try {
       for (const info of file.tensorInfos) {
-        if (info.dtype !== GgmlType.Q4_0) continue;
+        if (info.dtype !== GGMLQuantizationType.Q4_0) continue;
         const match = /^blk\.(\d+)\.(\w+)\.weight$/.exec(info.name);
         const hf = info.name === "token_embd.weight" ? "model.embed_tokens.weight" : match && `model.layers.${match[1]}.${HF_OF_GGUF[match[2]!]}.weight`;
         if (!hf) continue;
         const [k, n] = info.shape.map(Number) as [number, number];
         const bytes = Buffer.alloc((n * k * 18) / 32);
         readSync(fd, bytes, 0, bytes.length, Number(file.tensorDataOffset + info.offset));
-        const theirs = dequantizeRows(GgmlType.Q4_0, bytes, n * k);
+        expect(ggml.rowSize(GGMLQuantizationType.Q4_0, k)).toBe((k / 32) * 18);
+        const theirs = ggml.dequantize(GGMLQuantizationType.Q4_0, bytes, n * k);
         const mine = ours.get(`${hf}.qweight`);
         expect(mine, info.name).toBeDefined();
         expect(mine!.bits).toBe(4);
@@ -120,6 +128,10 @@ describe("ternary export (bits 1.58) of tiny-llama-ternary", () => {
     expect(report.warnings).toEqual([]);
   });
 
+  test("the test unpacker reads every 2-bit weight exactly as onnxruntime does", async () => {
+    await expectUnpackerAgreesWithRuntime(onnxTernary, 6 * 7);
+  });
+
   test("every linear weight is stored as 2-bit codes that reproduce the source exactly", () => {
     const source = new SafetensorsFile(join(TINY_LLAMA_TERNARY, "model.safetensors"));
     const ours = dequantizedWeights(onnxTernary);
@@ -149,3 +161,18 @@ describe("ternary export (bits 1.58) of tiny-llama-ternary", () => {
     }
   });
 });
+
+/** The unpacker's matrix of every quantized weight equals onnxruntime's own (zeros compared as numbers: the runtime's are sums). */
+async function expectUnpackerAgreesWithRuntime(modelPath: string, expectedWeights: number): Promise<void> {
+  const unpacked = dequantizedWeights(modelPath);
+  let compared = 0;
+  for (const [name, weight] of quantizedWeights(modelPath)) {
+    const runtime = await runtimeDequantized(weight);
+    const mine = unpacked.get(name)!.values;
+    expect(runtime.length, name).toBe(mine.length);
+    for (let i = 0; i < mine.length; i++) if (!(runtime[i] === mine[i])) throw new Error(`${name}[${i}]: onnxruntime ${runtime[i]} vs unpacker ${mine[i]}`);
+    compared++;
+  }
+  console.log(`[onnx] ${modelPath.split("/").slice(-2).join("/")}: ${compared} quantized weights, unpacker = onnxruntime`);
+  expect(compared).toBe(expectedWeights);
+}

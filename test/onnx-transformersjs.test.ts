@@ -4,13 +4,17 @@
 
 import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { AutoModelForCausalLM, env, Tensor } from "@huggingface/transformers";
+import type { Tensor as TjsTensor } from "@huggingface/transformers";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { convertToOnnx, type OnnxBits } from "../src/convert/onnx.js";
 import { TINY_LLAMA, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp } from "./support/llama-cpp.js";
 import { corpusPrompts, removeOnnxFixtures } from "./support/onnx-fixtures.js";
 import { loadOnnxModel, onnxGreedy } from "./support/onnx-runtime.js";
+import { ORACLES, requireOracleAsync } from "./support/oracle.js";
+
+// transformers.js is this suite's oracle: without it the suite fails here, naming the package.
+const { AutoModelForCausalLM, env, Tensor } = await requireOracleAsync(ORACLES.transformersJs, () => import("@huggingface/transformers"));
 
 const NEW_TOKENS = 20;
 const root = tempDir("edgequant-onnx-tjs-");
@@ -41,7 +45,7 @@ describe.each([
     try {
       for (const prompt of prompts) {
         const input_ids = new Tensor("int64", BigInt64Array.from(prompt.map(BigInt)), [1, prompt.length]);
-        const output = (await model.generate({ input_ids, max_new_tokens: NEW_TOKENS, do_sample: false })) as Tensor;
+        const output = (await model.generate({ input_ids, max_new_tokens: NEW_TOKENS, do_sample: false })) as TjsTensor;
         const generated = Array.from(output.data as BigInt64Array, Number).slice(prompt.length);
         const expected = await onnxGreedy(direct, prompt, NEW_TOKENS);
         console.log(`[onnx] transformers.js ${dtype}: prompt of ${prompt.length} tokens -> ${generated.join(" ")}`);

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Manifest } from "../src/pipeline/manifest.js";
 import { runCli, TINY_LLAMA, tempDir } from "./support/cli.js";
+import { artifactDigestOf } from "./support/digests.js";
 import { runEdgequant } from "./support/fake-cli.js";
 
 const COMMIT = "0123456789abcdef0123456789abcdef01234567";
@@ -41,6 +42,8 @@ describe("edgequant manifest", () => {
     for (const file of split.files) {
       expect(createHash("sha256").update(readFileSync(join(out, file.path))).digest("hex")).toBe(file.sha256);
     }
+    expect(split.sha256).toBe(artifactDigestOf(out, split.files.map((f) => f.path)));
+    expect(manifest.artifacts[1]!.sha256).toBe(artifactDigestOf(out, ["tiny-q4_k_m.gguf"]));
 
     // The gathering job can add fit files too.
     const fitted = await runEdgequant(["manifest", out, "--fit", "--devices", "raspberry-pi-5-8gb,iphone-15", "--ctx", "128,256"]);
@@ -76,9 +79,10 @@ describe("edgequant manifest", () => {
       ["t-onnx-q4", "onnx", "int4", { bits: 4, layout: "genai", groupSize: 32 }],
       ["t-onnx-q8-transformersjs", "onnx", "int8", { bits: 8, layout: "transformersjs", groupSize: 32 }],
     ]);
-    // Same files, same digests as the run recorded.
+    // Same files, same digests as the run recorded, and both what the files' bytes give (node:crypto).
     for (const artifact of gathered.artifacts) {
       expect(artifact.sha256).toBe(fromRun.artifacts.find((a) => a.path === artifact.path)!.sha256);
+      expect(artifact.sha256, artifact.path).toBe(artifactDigestOf(join(dir, "out"), artifact.files.map((f) => f.path)));
     }
   });
 

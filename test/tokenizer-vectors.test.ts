@@ -18,11 +18,10 @@ import { dirname, join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readVocabulary, vocabularyMetadata, type SentencePieceVocabulary, type Vocabulary } from "../src/tokenizer/index.js";
-import { readModelFiles } from "../src/tokenizer/model-files.js";
 import { explainPreTokenizer } from "../src/tokenizer/pre-tokenizer.js";
-import { loadReferenceTokenizer } from "../src/tokenizer/reference-tokenizer.js";
 import { str } from "../src/writers/gguf/metadata.js";
 import { writeGguf } from "../src/writers/gguf/writer.js";
+import { loadHfTokenizer } from "./support/hf-tokenizer.js";
 import { disposeLlamaCpp, llamaCppTokenize } from "./support/llama-cpp.js";
 import { llamaSourcePath } from "./support/llama-source.js";
 import { readTokenizerCases, type TokenizerCase } from "./support/tokenizer-cases.js";
@@ -89,8 +88,7 @@ interface SuiteRun {
 async function runVectors(label: string, dir: string, vectors: string): Promise<SuiteRun> {
   const vocab = await readVocabulary(dir, undefined);
   const reference = await vectorsVocab(vectors);
-  const files = await readModelFiles(dir);
-  const huggingFace = loadReferenceTokenizer(files.tokenizerJson!.text, files.tokenizerConfig);
+  const huggingFace = loadHfTokenizer(dir);
   const ggufPath = await writeVocabGguf(label.replace(/\W+/g, "-"), vocab);
 
   const results: LineResult[] = [];

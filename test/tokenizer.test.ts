@@ -6,7 +6,7 @@ import { GGUFValueType } from "@huggingface/gguf";
 import fc from "fast-check";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
-import { readVocabulary, TokenType, vocabularyMetadata, type BytePairVocabulary, type SentencePieceVocabulary } from "../src/tokenizer/index.js";
+import { readVocabulary, vocabularyMetadata, type BytePairVocabulary, type SentencePieceVocabulary } from "../src/tokenizer/index.js";
 import { mergeOrderScores } from "../src/tokenizer/merge-scores.js";
 import type { TokenizerJson } from "../src/tokenizer/model-files.js";
 import { canonicalRegex, fingerprintOf, matchPreTokenizers } from "../src/tokenizer/pre-fingerprint.js";
@@ -14,9 +14,20 @@ import { CHECK_TEXT, decidePreTokenizer } from "../src/tokenizer/pre-tokenizer.j
 import { loadReferenceTokenizer } from "../src/tokenizer/reference-tokenizer.js";
 import { parseSentencePieceModel } from "../src/tokenizer/sentencepiece-model.js";
 import preTokenizers from "../src/tokenizer/llama-pre-tokenizers.json" with { type: "json" };
-import { llamaSourceFile } from "./support/llama-source.js";
+import { llamaEnum, llamaSourceFile } from "./support/llama-source.js";
 
 const require = createRequire(import.meta.url);
+
+/** GGUF token types are llama.cpp's enum llama_token_type, read from its source (not from src/'s TokenType). */
+const LLAMA_TOKEN_TYPE = llamaEnum("include/llama.h", "llama_token_type");
+const TokenType = {
+  NORMAL: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_NORMAL"]!,
+  UNKNOWN: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_UNKNOWN"]!,
+  CONTROL: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_CONTROL"]!,
+  USER_DEFINED: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_USER_DEFINED"]!,
+  UNUSED: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_UNUSED"]!,
+  BYTE: LLAMA_TOKEN_TYPE["LLAMA_TOKEN_TYPE_BYTE"]!,
+};
 const TINY_LLAMA = join(import.meta.dirname, "fixtures", "tiny-llama");
 
 let scratch: string;

@@ -2,12 +2,14 @@
 // node-llama-cpp (prebuilt CPU binaries, never built or downloaded), and node-llama-cpp's
 // GgufInsights estimates for the same settings.
 
-import { existsSync, mkdirSync, readFileSync, statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { existsSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
 import { getLlama, GgmlType, GgufInsights, LlamaLogLevel, readGgufFileInfo, type Llama } from "node-llama-cpp";
-import { convertToGguf } from "../../src/convert/gguf.js";
 import type { CpuRepackProfile } from "../../src/fit/llama-cpp.js";
-import { resolveScheme } from "../../src/quant/schemes.js";
+import { ORACLES, requireLlamaCpp, requireOracleAsync } from "./oracle.js";
+
+// llama.cpp's own figures are the oracle here: without its binaries, fail at once.
+requireLlamaCpp();
 
 const MiB = 2 ** 20;
 
@@ -30,15 +32,17 @@ const lines: string[] = [];
 let llamaPromise: Promise<Llama> | null = null;
 
 function llama(): Promise<Llama> {
-  llamaPromise ??= getLlama({
-    gpu: false,
-    build: "never",
-    usePrebuiltBinaries: true,
-    skipDownload: true,
-    progressLogs: false,
-    logLevel: LlamaLogLevel.info,
-    logger: (level, message) => lines.push(`[${level}] ${message.trimEnd()}`),
-  });
+  llamaPromise ??= requireOracleAsync(ORACLES.llamaCpp, () =>
+    getLlama({
+      gpu: false,
+      build: "never",
+      usePrebuiltBinaries: true,
+      skipDownload: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.info,
+      logger: (level, message) => lines.push(`[${level}] ${message.trimEnd()}`),
+    }),
+  );
   return llamaPromise;
 }
 
@@ -142,16 +146,4 @@ export function hostRepackProfile(): CpuRepackProfile {
     if (/\basimddp\b/.test(flags)) return "arm-dotprod";
   }
   return "none";
-}
-
-const CACHE = resolve(import.meta.dirname, "../../.cache/bench/fit");
-
-/** Converts `source` to `scheme` once and reuses the GGUF while it is newer than the source. */
-export async function cachedGguf(source: string, name: string, scheme: string): Promise<string> {
-  mkdirSync(CACHE, { recursive: true });
-  const output = join(CACHE, `${name}-${scheme}.gguf`);
-  const sourceTime = statSync(source).mtimeMs;
-  if (existsSync(output) && statSync(output).mtimeMs > sourceTime && statSync(output).size > 0) return output;
-  await convertToGguf({ source, output, scheme: resolveScheme({ scheme }) });
-  return output;
 }

@@ -11,6 +11,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import koffi from "koffi";
+import { ORACLES, OracleMissingError } from "./oracle.js";
 
 export interface GgmlOracle {
   readonly libraryPath: string;
@@ -47,7 +48,14 @@ function findLibrary(): string | undefined {
 
 let cached: { oracle: GgmlOracle } | { error: string } | undefined;
 
-/** Loads ggml once per process. Never throws: a missing library is reported as `error`. */
+/** ggml for a test: a missing or unloadable library is an OracleMissingError, so the suite fails. */
+export function requireGgml(): GgmlOracle {
+  const loaded = loadGgmlOracle();
+  if ("error" in loaded) throw new OracleMissingError(ORACLES.ggml, new Error(loaded.error));
+  return loaded.oracle;
+}
+
+/** Loads ggml once per process. Never throws: a missing library is reported as `error` (for bench/kernels.ts). */
 export function loadGgmlOracle(): { oracle: GgmlOracle } | { error: string } {
   cached ??= open();
   return cached;

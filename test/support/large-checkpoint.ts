@@ -1,5 +1,6 @@
-import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, copyFileSync, existsSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { contentDigest } from "./content-key.js";
 
 /** Model shapes for benchmark checkpoints; `tinyllama1b` is TinyLlama-1.1B's. */
 export const BENCH_SHAPES = {
@@ -12,14 +13,22 @@ const REPO_ROOT = resolve(import.meta.dirname, "../..");
 const CACHE = join(REPO_ROOT, ".cache/bench");
 const SHARD_BYTES = 1 << 30;
 
+/** What the checkpoint is made from: this generator and the tokenizer files it copies. */
+const GENERATOR_FILES = ["test/support/large-checkpoint.ts", ...["tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"].map((f) => `test/fixtures/tiny-llama/${f}`)];
+
 /**
  * Writes (once, then reuses) a deterministic BF16 Llama checkpoint of the
  * given shape, sharded with an index as large Hub models are. Tensors are
  * generated and written one at a time, so building it needs little memory.
+ * The folder is keyed by the generator's content, so an edit here builds a new one.
  */
 export function syntheticCheckpoint(name: keyof typeof BENCH_SHAPES): string {
-  const dir = join(CACHE, `${name}-bf16`);
+  const key = contentDigest(GENERATOR_FILES, REPO_ROOT).slice(0, 16);
+  const dir = join(CACHE, `${name}-bf16-${key}`);
   if (existsSync(join(dir, "model.safetensors.index.json"))) return dir;
+  // Checkpoints of an earlier generator are stale: they are gigabytes, so remove them.
+  const stale = new RegExp(`^${name}-bf16(-[0-9a-f]{16})?$`);
+  if (existsSync(CACHE)) for (const old of readdirSync(CACHE)) if (stale.test(old)) rmSync(join(CACHE, old), { recursive: true, force: true });
   const shape = BENCH_SHAPES[name];
   const building = `${dir}.building`;
   rmSync(building, { recursive: true, force: true });

@@ -3,7 +3,11 @@
 
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
-import { getLlama, LlamaCompletion, LlamaLogLevel, type Llama, type LlamaModel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type ControlledEvaluateInputItem, type Token } from "node-llama-cpp";
+import { ORACLES, requireLlamaCpp, requireOracleAsync } from "./oracle.js";
+
+// Every suite importing this module compares against llama.cpp: without its binaries, fail at once.
+requireLlamaCpp();
 
 /** Threads used for every llama.cpp evaluation (fixed so runs are reproducible). */
 export const LLAMA_CPP_THREADS = 2;
@@ -51,7 +55,7 @@ export function llamaCppRecentLogs(): string[] {
 let llamaPromise: Promise<Llama> | null = null;
 
 function sharedLlama(): Promise<Llama> {
-  llamaPromise ??= getLlama({
+  llamaPromise ??= requireOracleAsync(ORACLES.llamaCpp, () => getLlama({
     gpu: false,
     build: "never",
     usePrebuiltBinaries: true,
@@ -60,7 +64,7 @@ function sharedLlama(): Promise<Llama> {
     maxThreads: LLAMA_CPP_THREADS,
     logLevel: LlamaLogLevel.info,
     logger: recordLog,
-  }).catch((error: unknown) => {
+  })).catch((error: unknown) => {
     llamaPromise = null;
     throw error;
   });
@@ -197,15 +201,33 @@ function denseLogits(map: Map<Token, number>, position: number): Float32Array {
 // ---------------------------------------------------------------------------
 // Generation
 
-/** Greedy text generation, as a user of the model would run it (BOS added, default context). */
-export async function llamaCppGenerate(ggufPath: string, prompt: string, maxTokens: number): Promise<string> {
+/**
+ * Greedy generation through llama.cpp's sampler (node-llama-cpp's sequence.evaluate with
+ * temperature 0, the path generateCompletion uses), from explicit prompt tokens (no BOS added),
+ * with the same context settings as llamaCppLogits (F32 KV cache, no flash attention). Returns
+ * exactly `count` tokens: end-of-generation tokens are yielded, not stopped at.
+ */
+export async function llamaCppGreedy(ggufPath: string, prompt: readonly number[], count: number): Promise<number[]> {
   const llama = await sharedLlama();
-  const model = await llama.loadModel({ modelPath: resolve(ggufPath), gpuLayers: 0 });
+  const model = await llama.loadModel({ modelPath: resolve(ggufPath), gpuLayers: 0, useMmap: false });
   try {
-    const context = await model.createContext({ sequences: 1, threads: LLAMA_CPP_THREADS });
+    const contextSize = Math.max(256, Math.ceil((prompt.length + count) / 256) * 256);
+    const context = await model.createContext({
+      sequences: 1,
+      contextSize,
+      threads: LLAMA_CPP_THREADS,
+      flashAttention: LLAMA_CPP_FLASH_ATTENTION,
+      experimentalKvCacheKeyType: "F32",
+      experimentalKvCacheValueType: "F32",
+      failedCreationRemedy: false,
+    });
     try {
-      const completion = new LlamaCompletion({ contextSequence: context.getSequence() });
-      return await completion.generateCompletion(prompt, { maxTokens, temperature: 0 });
+      const generated: number[] = [];
+      for await (const token of context.getSequence().evaluate(prompt.map((t) => t as Token), { temperature: 0, yieldEogToken: true })) {
+        generated.push(token);
+        if (generated.length === count) break;
+      }
+      return generated;
     } finally {
       await context.dispose();
     }

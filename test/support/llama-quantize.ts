@@ -2,19 +2,20 @@
 // through koffi. It runs in a child process: the library must not share a process with
 // node-llama-cpp's addon, and a timed run should be measured alone (wall time, peak RSS).
 
-import { execFileSync, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { readdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-const BINS = join(ROOT, "node_modules/@node-llama-cpp/linux-x64/bins/linux-x64");
+import { llamaCppBinaries, ORACLES, OracleMissingError, requireOracle } from "./oracle.js";
 
 /** The shipped generic build: libggml-base's reference quantizers, no -march=native. */
 export function llamaLibraryPath(): string {
-  const name = readdirSync(BINS).find((file) => /^libllama\.v[\d.]+\.so$/.test(file));
-  if (!name) throw new Error(`no libllama.v*.so in ${BINS}`);
-  return join(BINS, name);
+  const bins = llamaCppBinaries(ORACLES.llamaQuantize);
+  return requireOracle(ORACLES.llamaQuantize, () => {
+    const name = readdirSync(bins).find((file) => /^libllama\.v[\d.]+\.(so|dylib|dll)$/.test(file));
+    if (!name) throw new Error(`no libllama.v*.so in ${bins}`);
+    return join(bins, name);
+  });
 }
 
 export interface LlamaQuantizeRun {
@@ -70,12 +71,13 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
   await runInThisProcess(input!, output!, Number(fileType), Number(threads));
 }
 
-/** True when the shipped library can be loaded here (x64 Linux with the prebuilt package installed). */
-export function llamaQuantizeAvailable(): boolean {
-  try {
-    execFileSync(process.execPath, ["-e", `require("koffi").load(${JSON.stringify(llamaLibraryPath())})`], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
+/**
+ * Checks that the shipped library loads here and exports llama_model_quantize (in a child process,
+ * as llamaQuantize runs it). Throws an OracleMissingError naming the library when it does not.
+ */
+export function requireLlamaQuantize(): void {
+  const path = llamaLibraryPath();
+  const probe = `require("koffi").load(${JSON.stringify(path)}).func("uint32_t llama_model_quantize(const char *, const char *, const void *)")`;
+  const result = spawnSync(process.execPath, ["-e", probe], { encoding: "utf8", cwd: fileURLToPath(new URL("../..", import.meta.url)) });
+  if (result.status !== 0) throw new OracleMissingError(ORACLES.llamaQuantize, new Error(`${path} does not load: ${(result.stderr || result.error?.message || "").trim().split("\n").slice(-3).join(" ")}`));
 }

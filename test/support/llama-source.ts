@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { ORACLES, requireOracle } from "./oracle.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const BUNDLE = join(ROOT, "node_modules", "node-llama-cpp", "llama", "gitRelease.bundle");
@@ -20,17 +21,19 @@ function git(args: readonly string[]): Buffer {
   return execFileSync("git", args, { maxBuffer: 1 << 30, stdio: ["ignore", "pipe", "pipe"] });
 }
 
-/** The commit the bundle's HEAD points at. */
+/** The commit the bundle's HEAD points at; an OracleMissingError when there is no bundle (or no git). */
 export function llamaSourceCommit(): string {
-  const heads = git(["bundle", "list-heads", BUNDLE]).toString("utf8");
-  const commit = /^([0-9a-f]{40}) HEAD$/m.exec(heads)?.[1];
-  if (!commit) throw new Error(`${BUNDLE}: no HEAD in the bundle's heads:\n${heads}`);
-  return commit;
+  return requireOracle(ORACLES.llamaSource, () => {
+    if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} does not exist`);
+    const heads = git(["bundle", "list-heads", BUNDLE]).toString("utf8");
+    const commit = /^([0-9a-f]{40}) HEAD$/m.exec(heads)?.[1];
+    if (!commit) throw new Error(`${BUNDLE}: no HEAD in the bundle's heads:\n${heads}`);
+    return commit;
+  });
 }
 
 function llamaRepository(): string {
   if (repository) return repository;
-  if (!existsSync(BUNDLE)) throw new Error(`${BUNDLE} is missing: is node-llama-cpp installed?`);
   const target = join(CACHE, `llama.cpp-${llamaSourceCommit()}.git`);
   if (!existsSync(target)) {
     mkdirSync(CACHE, { recursive: true });
@@ -65,4 +68,15 @@ export function llamaSourcePath(relPath: string): string {
     renameSync(temporary, path);
   }
   return path;
+}
+
+/** The members of a C enum in a llama.cpp source file, e.g. llamaEnum("include/llama.h", "llama_token_type"). */
+export function llamaEnum(relPath: string, name: string): Record<string, number> {
+  const source = llamaSourceFile(relPath).toString("utf8");
+  const body = new RegExp(`enum ${name}\\s*\\{([^}]*)\\}`).exec(source)?.[1];
+  if (body === undefined) throw new Error(`no enum ${name} in llama.cpp's ${relPath}`);
+  const members: Record<string, number> = {};
+  for (const [, member, value] of body.matchAll(/^\s*(\w+)\s*=\s*(-?\d+)\s*,/gm)) members[member!] = Number(value);
+  if (Object.keys(members).length === 0) throw new Error(`enum ${name} in ${relPath}: no NAME = number members`);
+  return members;
 }
