@@ -17,7 +17,7 @@ import { UserError } from "../src/errors.js";
 import { loadCatalogue, parseSize } from "../src/fit/devices.js";
 import { allocateGraph } from "../src/fit/ggml-alloc.js";
 import { ComputeGraph, GraphContext } from "../src/fit/ggml-graph.js";
-import { GGML } from "../src/fit/ggml-types.js";
+import { GgmlType as GGML } from "../src/quant/ggml-types.js";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
 import { defaultFitPath, fitManifest, largestContext, type FitManifest } from "../src/fit/manifest.js";

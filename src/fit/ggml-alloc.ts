@@ -7,7 +7,7 @@
  * is the compute buffer llama.cpp reports as "<backend> compute buffer size".
  */
 import { canInplace, sameLayout, type ComputeGraph, type Tensor } from "./ggml-graph.js";
-import { alignUp } from "./ggml-types.js";
+import { alignUp } from "../quant/ggml-types.js";
 
 interface FreeBlock {
   offset: number;

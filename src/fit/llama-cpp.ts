@@ -27,7 +27,7 @@ import type { Artifact } from "./artifact.js";
 import { allocateGraph } from "./ggml-alloc.js";
 import type { Tensor } from "./ggml-graph.js";
 import { buildDecoderGraph, type DecoderShape, type WeightInfo } from "./llama-graph.js";
-import { alignUp, GGML, ggmlType, ggmlTypeByName, isQuantized, rowSize, TENSOR_ALIGNMENT } from "./ggml-types.js";
+import { alignUp, GgmlType, ggmlType, ggmlTypeByName, isQuantized, rowSize, TENSOR_ALIGNMENT } from "../quant/ggml-types.js";
 
 export type LlamaCppBackend = "cpu" | "metal" | "cuda" | "vulkan";
 
@@ -181,7 +181,7 @@ export function llamaCppWeights(artifact: Artifact, settings: LlamaCppSettings):
 
 export function decoderShape(artifact: Artifact): DecoderShape {
   const weights = new Map<string, WeightInfo>();
-  for (const t of artifact.tensors) weights.set(t.name, { type: t.ggmlType ?? GGML.F32, ne: t.ne });
+  for (const t of artifact.tensors) weights.set(t.name, { type: t.ggmlType ?? GgmlType.F32, ne: t.ne });
   const h = artifact.hparams;
   const details = artifact.details.kind === "gguf" ? artifact.details : undefined;
   return {
@@ -242,7 +242,7 @@ const COMPUTE_ALIGNMENT: Record<LlamaCppBackend, number> = { cpu: 32, metal: 32,
 function vecDotType(type: number): number {
   const name = ggmlType(type).name;
   if (name === "f32" || name === "f16" || name === "bf16") return type;
-  if (["q4_0", "q5_0", "q8_0", "iq4_nl", "mxfp4", "q1_0", "q2_0"].includes(name)) return GGML.Q8_0;
+  if (["q4_0", "q5_0", "q8_0", "iq4_nl", "mxfp4", "q1_0", "q2_0"].includes(name)) return GgmlType.Q8_0;
   if (name === "q4_1" || name === "q5_1") return 9; // q8_1
   return 15; // q8_K
 }

@@ -6,7 +6,7 @@
  */
 import type { Artifact } from "./artifact.js";
 import type { Device, Runtime } from "./devices.js";
-import { alignUp, rowSize } from "./ggml-types.js";
+import { alignUp, rowSize } from "../quant/ggml-types.js";
 import { estimateLlamaCpp, kvTypeId, type CpuRepackProfile, type LlamaCppSettings } from "./llama-cpp.js";
 
 export interface KvConfig {
