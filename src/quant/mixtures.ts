@@ -1,4 +1,4 @@
-import { GgmlType, blockSize } from "./ggml-types.js";
+import { GgmlType, blockSize, isQuantized } from "./ggml-types.js";
 import type { Scheme } from "./schemes.js";
 
 /**
@@ -64,11 +64,12 @@ export function mixtureTypes<T extends MixtureTensor>(tensors: readonly T[], sch
   });
 }
 
-function isQuantized(type: GgmlType): boolean {
-  return type !== GgmlType.F32 && type !== GgmlType.F16 && type !== GgmlType.BF16;
-}
-
-function useMoreBits(layer: number, layers: number): boolean {
+/**
+ * llama.cpp's use_more_bits (src/llama-quant.cpp): the first and last eighth of the layers and
+ * every third layer between them. mlx-lm's mixed recipes copy it (mlx_lm/convert.py), so the
+ * MLX writer uses this one too.
+ */
+export function useMoreBits(layer: number, layers: number): boolean {
   return layer < Math.trunc(layers / 8) || layer >= Math.trunc((7 * layers) / 8) || (layer - Math.trunc(layers / 8)) % 3 === 2;
 }
 
