@@ -8,7 +8,8 @@ import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
 import type { Artifact } from "./artifact.js";
 import { loadCatalogue, selectDevices, type Device, type Runtime } from "./devices.js";
-import { rowSize } from "./ggml-types.js";
+import { rowSize } from "../quant/ggml-types.js";
+import { parseSplitPath } from "../writers/gguf/split.js";
 import { readGgufArtifact } from "./gguf-artifact.js";
 import { kvTypeId } from "./llama-cpp.js";
 import { isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
@@ -129,7 +130,8 @@ export async function findArtifacts(path: string): Promise<Artifact[]> {
 async function artifactsIn(folder: string): Promise<Artifact[]> {
   const found: Artifact[] = [];
   const ggufs = readdirSync(folder)
-    .filter((f) => f.endsWith(".gguf") && !/-000(0[2-9]|[1-9]\d)-of-\d{5}\.gguf$/.test(f))
+    // A split model is read from its first file, which names the others.
+    .filter((f) => f.endsWith(".gguf") && (parseSplitPath(f)?.index ?? 0) === 0)
     .sort();
   for (const f of ggufs) found.push(await readGgufArtifact(join(folder, f)));
   for (const f of onnxModelFiles(folder)) found.push(await readOnnxArtifact(f));

@@ -1,4 +1,4 @@
-import { GGUFValueType } from "@huggingface/gguf";
+import { GGUFValueType, parseGgufShardFilename } from "@huggingface/gguf";
 import { UserError } from "../../errors.js";
 import { i32, type GgufMetadata, type GgufValue } from "./metadata.js";
 import { DEFAULT_ALIGNMENT } from "./writer.js";
@@ -50,6 +50,12 @@ export function splitCount(assignment: readonly number[]): number {
 export function splitPath(output: string, index: number, count: number): string {
   const prefix = output.endsWith(".gguf") ? output.slice(0, -".gguf".length) : output;
   return `${prefix}-${String(index + 1).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`;
+}
+
+/** A path in splitPath's form, read back with @huggingface/gguf's parser: the prefix, which split (from 0) and how many; undefined for any other name. */
+export function parseSplitPath(path: string): { readonly prefix: string; readonly index: number; readonly count: number } | undefined {
+  const parsed = parseGgufShardFilename(path);
+  return parsed ? { prefix: parsed.prefix, index: Number(parsed.shard) - 1, count: Number(parsed.total) } : undefined;
 }
 
 /** The first split carries the model's metadata; every split carries the split keys. */
