@@ -6,7 +6,7 @@ import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "./flo
 import { UserError } from "../errors.js";
 import { GgmlType, ggmlTypeName } from "./ggml-types.js";
 import { dequantizeRows, quantizeRows } from "./kernels.js";
-import { ternaryScale } from "./ternary.js";
+import { TernaryScan } from "./ternary.js";
 import type { KernelPool } from "./pool.js";
 
 /** Value problems found while encoding a tensor, reported as warnings. */
@@ -80,16 +80,12 @@ const TERNARY_TYPES: ReadonlySet<GgmlType> = new Set([GgmlType.TQ1_0, GgmlType.T
  * not is refused with what ternarising it would cost, measured with the real kernels.
  */
 class TernaryGuard {
-  private scale = 0;
+  private readonly scan = new TernaryScan();
 
   constructor(private readonly tensor: PlannedTensor) {}
 
   check(values: Float32Array, rowLength: number) {
-    const scale = ternaryScale(values);
-    if (scale !== undefined && (scale === 0 || this.scale === 0 || scale === this.scale)) {
-      this.scale ||= scale;
-      return;
-    }
+    if (this.scan.check(values)) return;
     const restored = dequantizeRows(this.tensor.type, quantizeRows(this.tensor.type, values, rowLength), values.length);
     let error = 0;
     let energy = 0;

@@ -8,7 +8,7 @@ import type { SourceTensor } from "../../readers/source-tensor.js";
 import { bytesOf, type ExternalDataWriter } from "./external-data.js";
 import { kBlocks, quantizeNBits, zeroPointRowBytes, type NBitsLayout, type NBitsMethod } from "./nbits.js";
 import { ElementType, type TensorProto } from "./proto.js";
-import { ternaryScale } from "../../quant/ternary.js";
+import { TernaryScan } from "../../quant/ternary.js";
 
 /** Source bytes per chunk. */
 const CHUNK_BYTES = 16 << 20;
@@ -131,15 +131,15 @@ export async function writeNBits(
 
 /** One pass over the tensor: its ternary scale if every value is in {-s, 0, +s}, else its mean |w|. */
 export async function ternaryStatistics(source: SourceTensor): Promise<{ exact: number | undefined; absMean: number }> {
-  let exact: number | undefined = 0;
+  const scan = new TernaryScan();
   let sum = 0;
   let count = 0;
   for await (const { values } of floatRows(source)) {
-    exact = ternaryScale(values, exact);
+    scan.check(values);
     for (let i = 0; i < values.length; i++) sum += Math.abs(values[i]!);
     count += values.length;
   }
-  return { exact, absMean: count === 0 ? 0 : sum / count };
+  return { exact: scan.exactScale, absMean: count === 0 ? 0 : sum / count };
 }
 
 async function* mapChunks<T>(input: AsyncIterable<T>, map: (item: T) => Uint8Array): AsyncGenerator<Uint8Array> {
