@@ -5,7 +5,7 @@
  * builder's depth-first node order (`ggml_visit_parents_graph`, `ggml_build_forward_expand`).
  * No data is ever computed; the graph is handed to ./ggml-alloc.ts, a port of ggml-alloc.c.
  */
-import { contiguousBytes, ggmlType, GgmlType } from "../quant/ggml-types.js";
+import { ggmlType, GgmlType } from "../quant/ggml-types.js";
 
 export type Op =
   | "NONE"

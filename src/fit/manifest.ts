@@ -3,9 +3,10 @@
  * device's runtime allocates, whether it fits the memory an app can use there, the headroom, the
  * largest context that fits, and the decode speed memory bandwidth allows.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import type { Artifact } from "./artifact.js";
 import { loadCatalogue, selectDevices, type Device, type Runtime } from "./devices.js";
 import { rowSize } from "../quant/ggml-types.js";
@@ -103,8 +104,6 @@ const ASSUMPTIONS: readonly string[] = [
   "Runtime overheads (process, libraries, GPU contexts) are assumed constants per runtime, stated with their basis in the runtimes list.",
   "Decode tokens/s = bandwidth x efficiency / bytes read per token, where a token reads every weight once (the embedding table only one row unless it is also the output matrix) and the KV cache filled to the row's context; batch 1, memory-bound, no speculative decoding. It is an upper bound where compute, not bandwidth, limits (small models on CPUs).",
 ];
-
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
 
 /** Every model artifact at `path`: a GGUF or ONNX file, or a folder of them (searched one level deep). */
 export async function findArtifacts(path: string): Promise<Artifact[]> {
@@ -264,7 +263,7 @@ export async function fitManifest(artifactPath: string, options: FitManifestOpti
   });
   return {
     schema: FIT_MANIFEST_SCHEMA,
-    generator: { name: "edgequant", version },
+    generator: { name: "edgequant", version: VERSION },
     createdAt: new Date().toISOString(),
     contexts,
     assumptions: ASSUMPTIONS,

@@ -11,11 +11,12 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import { fileTypeName } from "../quant/ggml-types.js";
 import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 import { FIT_STEP } from "./fit.js";
 import type { FitRequest } from "./recipe.js";
-import { artifactEntry, compare, describeFiles, edgequantVersion, MANIFEST_FILE, relativePath, type Manifest, type ManifestArtifact, type ManifestSource } from "./manifest.js";
+import { artifactEntry, compare, describeFiles, MANIFEST_FILE, relativePath, type Manifest, type ManifestArtifact, type ManifestSource } from "./manifest.js";
 
 export interface GatherOptions {
   /** Manifest name; default: the existing manifest's, else the folder's name. */
@@ -90,7 +91,7 @@ export async function gatherManifest(outDir: string, options: GatherOptions = {}
   }
   return {
     manifestVersion: 1,
-    edgequant: edgequantVersion(),
+    edgequant: VERSION,
     name: options.name ?? previous?.name ?? basename(outDir),
     ...(source ? { source } : {}),
     artifacts: final,

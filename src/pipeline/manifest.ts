@@ -10,7 +10,7 @@
  * same bytes.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { relative, sep } from "node:path";
 import { writeAtomically } from "../writers/atomic-file.js";
@@ -80,14 +80,6 @@ export interface Manifest {
   readonly artifacts: readonly ManifestArtifact[];
   /** Devices and contexts the fit summaries used, when fit ran. */
   readonly fit?: { readonly devices: readonly string[]; readonly contexts: readonly number[] };
-}
-
-let version: string | undefined;
-
-/** The package version, written into every manifest. */
-export function edgequantVersion(): string {
-  version ??= (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
-  return version;
 }
 
 /** '/'-separated path of `file` inside `root`. */

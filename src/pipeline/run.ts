@@ -11,10 +11,11 @@ import { ConfigReader, type HfConfig } from "../arch/config.js";
 import { resolveArchitecture } from "../arch/index.js";
 import { formatBytes, ProgressBar } from "../cli/progress.js";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import { readJson } from "../readers/checkpoint.js";
 import { resolveSource, type ResolveSourceOptions } from "../readers/hub.js";
 import { FIT_STEP, type FitStep } from "./fit.js";
-import { artifactEntry, describeFiles, edgequantVersion, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
+import { artifactEntry, describeFiles, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
 import { kindOf } from "./outputs.js";
 import { closest, loadRecipe, RecipeError, type FitRequest, type Recipe, type RecipeOutput } from "./recipe.js";
 
@@ -111,7 +112,7 @@ export async function runRecipe(options: RunOptions): Promise<RunReport> {
 
     const manifest: Manifest = {
       manifestVersion: 1,
-      edgequant: edgequantVersion(),
+      edgequant: VERSION,
       name: recipe.name,
       source: sourceEntry(recipe, source.revision),
       artifacts,
