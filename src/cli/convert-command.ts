@@ -9,7 +9,7 @@ import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
 import { defaultFitPath, fitManifest, writeFitFiles } from "../fit/index.js";
 import { defaultMlxOutput, mlxSummary, parseMlxFlags } from "./mlx-flags.js";
-import { formatBytes, ProgressBar } from "./progress.js";
+import { formatBytes, ProgressBar } from "../progress.js";
 
 interface ConvertFlags {
   to: "gguf" | "onnx" | "mlx";

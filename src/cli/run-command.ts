@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { UserError } from "../errors.js";
 import { runRecipe } from "../pipeline/run.js";
-import { formatBytes } from "./progress.js";
+import { formatBytes } from "../progress.js";
 
 interface RunFlags {
   out?: string;

@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import * as core from "@actions/core";
 import { context } from "@actions/github";
-import { formatBytes } from "../cli/progress.js";
+import { formatBytes } from "../progress.js";
 import { UserError } from "../errors.js";
 import { publishRelease, type ReleaseAsset } from "./github-release.js";
 import { MANIFEST_FILE, type Manifest } from "./manifest.js";

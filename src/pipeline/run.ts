@@ -9,7 +9,7 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { ConfigReader, type HfConfig } from "../arch/config.js";
 import { resolveArchitecture } from "../arch/index.js";
-import { formatBytes, ProgressBar } from "../cli/progress.js";
+import { formatBytes, ProgressBar } from "../progress.js";
 import { UserError } from "../errors.js";
 import { VERSION } from "../version.js";
 import { readJson } from "../readers/checkpoint.js";

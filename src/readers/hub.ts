@@ -20,7 +20,7 @@ import { copyFile, lstat, mkdir, mkdtemp, open, readdir, readFile, readlink, ren
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileDownloadInfo, HubApiError, InvalidApiResponseFormatError, listFiles, modelInfo, type ListFileEntry } from "@huggingface/hub";
-import { ProgressBar, formatBytes } from "../cli/progress.js";
+import { ProgressBar, formatBytes } from "../progress.js";
 import { UserError } from "../errors.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "./side-files.js";
 
