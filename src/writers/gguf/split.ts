@@ -68,19 +68,3 @@ export function splitMetadata(metadata: GgufMetadata, index: number, count: numb
     ["split.tensors.count", i32(totalTensors)],
   ]);
 }
-
-/** `--split-max-size` values as gguf-split takes them: a whole number of M (10^6) or G (10^9) bytes. */
-export function parseSplitSize(text: string): number {
-  const match = /^(\d+)([MG])$/.exec(text.trim());
-  if (!match || Number(match[1]) <= 0) throw new UserError(`--split-max-size takes a positive whole number of M or G (as gguf-split does), e.g. 2G or 500M; got '${text}'`);
-  return Number(match[1]) * (match[2] === "G" ? 1e9 : 1e6);
-}
-
-/** `--part i/N`: which one of N splits to write, counting from 1. */
-export function parsePart(text: string): { index: number; count: number } {
-  const match = /^(\d+)\/(\d+)$/.exec(text.trim());
-  const index = Number(match?.[1]);
-  const count = Number(match?.[2]);
-  if (!match || count < 1 || index < 1 || index > count) throw new UserError(`--part takes i/N with 1 <= i <= N, e.g. 2/3; got '${text}'`);
-  return { index: index - 1, count };
-}
