@@ -8,7 +8,8 @@ import { resolveSource } from "../readers/hub.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { ACCURACY_LEVELS, ONNX_BITS, parseAccuracyLevel, parseByteSize, parseOnnxBits, parseOnnxGroupSize, parsePart, parseThreads } from "../options.js";
 import type { SplitRule } from "../writers/gguf/split.js";
-import { defaultFitPath, fitManifest, writeFitFiles } from "../fit/index.js";
+import { defaultFitPath, fitManifest } from "../fit/manifest.js";
+import { writeFitFiles } from "../fit/write.js";
 import { defaultMlxOutput, mlxSummary, parseMlxFlags, type ParsedMlxFlags } from "./mlx-flags.js";
 import { formatBytes, ProgressBar } from "../progress.js";
 

@@ -7,9 +7,9 @@ import { inspectCommand } from "./inspect-command.js";
 import { manifestCommand } from "./manifest-command.js";
 import { runCommand } from "./run-command.js";
 
-export const EXIT_OK = 0;
-export const EXIT_INTERNAL = 1;
-export const EXIT_USER_ERROR = 2;
+const EXIT_OK = 0;
+const EXIT_INTERNAL = 1;
+const EXIT_USER_ERROR = 2;
 
 /** Runs the CLI and resolves to the process exit code; never calls process.exit itself. */
 export async function main(argv: readonly string[]): Promise<number> {

@@ -82,7 +82,7 @@ interface HashNode {
   allocated: boolean;
 }
 
-export interface AllocationResult {
+interface AllocationResult {
   /** Bytes of the compute buffer: the highest offset the allocator reached. */
   readonly bytes: number;
   /** The tensors live when that offset was first reached (for explaining where the memory goes). */

@@ -7,7 +7,7 @@
  */
 import { ggmlType, GgmlType } from "../quant/ggml-types.js";
 
-export type Op =
+type Op =
   | "NONE"
   | "GET_ROWS"
   | "RMS_NORM"

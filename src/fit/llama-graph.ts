@@ -47,7 +47,7 @@ export interface DecoderShape {
   readonly attnSoftcap: boolean;
 }
 
-export interface GraphParams {
+interface GraphParams {
   /** Tokens in the reserved micro-batch: min(n_ctx, n_ubatch). */
   readonly nTokens: number;
   readonly nOutputs: number;

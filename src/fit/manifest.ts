@@ -17,8 +17,8 @@ import { isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
 import { onnxModelFiles, readOnnxArtifact } from "./onnx-artifact.js";
 import { chooseRuntime, DEFAULT_KV_CONFIGS, type KvConfig, type MemoryEstimate, type RuntimeModel } from "./runtimes.js";
 
-export const DEFAULT_CONTEXTS: readonly number[] = [512, 2048, 4096, 8192, 32768];
-export const FIT_MANIFEST_SCHEMA = "edgequant-fit-manifest/v1";
+const DEFAULT_CONTEXTS: readonly number[] = [512, 2048, 4096, 8192, 32768];
+const FIT_MANIFEST_SCHEMA = "edgequant-fit-manifest/v1";
 
 export interface FitManifestOptions {
   /** Device ids; default: every device of the catalogue. */
@@ -87,13 +87,10 @@ export interface FitManifest {
   readonly contexts: readonly number[];
   readonly assumptions: readonly string[];
   readonly artifacts: readonly FitArtifact[];
-  readonly runtimes: readonly FitRuntime[];
-  readonly devices: readonly FitDevice[];
+  readonly runtimes: readonly Runtime[];
+  readonly devices: readonly Device[];
   readonly results: readonly FitResult[];
 }
-
-export type FitRuntime = Runtime;
-export type FitDevice = Omit<Device, "cpu"> & { readonly cpu: Device["cpu"]; readonly bandwidthEfficiency?: number };
 
 const ASSUMPTIONS: readonly string[] = [
   "Sizes are bytes. A model fits when, in every memory pool it uses (ram: the app's memory budget; gpu: Metal's working set on Apple GPUs; vram: a discrete GPU's memory), what the runtime allocates is at most the budget. Headroom is the smallest budget minus use.",
@@ -106,7 +103,7 @@ const ASSUMPTIONS: readonly string[] = [
 ];
 
 /** Every model artifact at `path`: a GGUF or ONNX file, or a folder of them (searched one level deep). */
-export async function findArtifacts(path: string): Promise<Artifact[]> {
+async function findArtifacts(path: string): Promise<Artifact[]> {
   const full = resolve(path);
   if (!existsSync(full)) throw new UserError("no such file or folder", { file: path });
   if (statSync(full).isFile()) {
@@ -218,10 +215,6 @@ export function largestContext(model: RuntimeModel, modelContext: number): { tok
   return { tokens: lo * step, limitedBy: "memory" };
 }
 
-function deviceSummary(device: Device): FitDevice {
-  return device;
-}
-
 /** Builds the manifest for the artifact(s) at `artifactPath`. */
 export async function fitManifest(artifactPath: string, options: FitManifestOptions = {}): Promise<FitManifest> {
   const artifacts = await findArtifacts(artifactPath);
@@ -269,7 +262,7 @@ export async function fitManifest(artifactPath: string, options: FitManifestOpti
     assumptions: ASSUMPTIONS,
     artifacts: summaries,
     runtimes: [...catalogue.runtimes.values()].filter((r) => usedRuntimes.has(r.id)),
-    devices: devices.map(deviceSummary),
+    devices,
     results,
   };
 }

@@ -22,9 +22,9 @@ export const DEFAULT_KV_CONFIGS: readonly KvConfig[] = [
   { kvCache: "q8_0", flashAttention: true },
 ];
 
-export type PoolName = "ram" | "gpu" | "vram";
+type PoolName = "ram" | "gpu" | "vram";
 
-export interface PoolUse {
+interface PoolUse {
   readonly pool: PoolName;
   readonly used: number;
   readonly budget: number;
@@ -59,7 +59,7 @@ export interface RuntimeModel {
   evaluate(context: number): MemoryEstimate;
 }
 
-export type RuntimeChoice = { readonly model: RuntimeModel } | { readonly unsupported: string };
+type RuntimeChoice = { readonly model: RuntimeModel } | { readonly unsupported: string };
 
 const RAM_BASIS = (device: Device) => `memory.available: ${device.memory.availableBasis}`;
 

@@ -100,7 +100,7 @@ async function releaseAssets(report: RunReport, staging: string): Promise<Releas
 }
 
 /** Markdown for the job summary: the artifacts, then the fit table. */
-export function jobSummary(report: RunReport): string {
+function jobSummary(report: RunReport): string {
   const m = report.manifest;
   const lines = [
     `## edgequant: ${m.name}`,
@@ -118,7 +118,7 @@ export function jobSummary(report: RunReport): string {
 }
 
 /** One row per artifact and device: memory at each context (✓ fits, ✗ does not), largest context, decode speed. */
-export function fitTable(manifest: Manifest): string[] {
+function fitTable(manifest: Manifest): string[] {
   const fitted = manifest.artifacts.filter((a) => a.fit);
   if (fitted.length === 0) return ["### Fit", "", "No fit summary: the recipe turned fit off."];
   const contexts = manifest.fit?.contexts ?? [];

@@ -255,7 +255,7 @@ function readPrevious(outDir: string): Manifest | undefined {
  * ModelProto.metadata_props (field 14: StringStringEntryProto { key = 1, value = 2 }),
  * read by walking the top-level protobuf fields; the graph is skipped unparsed.
  */
-export async function onnxMetadata(path: string): Promise<Record<string, string>> {
+async function onnxMetadata(path: string): Promise<Record<string, string>> {
   if (statSync(path).size > 512 * 1024 * 1024) return {};
   const bytes = await readFile(path);
   const props: Record<string, string> = {};

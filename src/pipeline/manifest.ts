@@ -16,7 +16,7 @@ import { relative, sep } from "node:path";
 import { writeAtomically } from "../writers/atomic-file.js";
 
 export const MANIFEST_FILE = "manifest.json";
-export const MANIFEST_VERSION = 1;
+const MANIFEST_VERSION = 1;
 
 export type ArtifactFormat = "gguf" | "onnx" | "mlx";
 
@@ -87,7 +87,7 @@ export function relativePath(root: string, file: string): string {
   return relative(root, file).split(sep).join("/");
 }
 
-export async function sha256File(path: string): Promise<string> {
+async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
   return hash.digest("hex");
@@ -128,7 +128,7 @@ export function artifactEntry(fields: Omit<ManifestArtifact, "bytes" | "sha256">
   };
 }
 
-export function manifestText(manifest: Manifest): string {
+function manifestText(manifest: Manifest): string {
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 

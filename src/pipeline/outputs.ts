@@ -15,7 +15,7 @@ import { parseByteSize } from "../options.js";
 import type { ArtifactFormat } from "./manifest.js";
 import type { GgufOutput, MlxOutput, OnnxOutput, RecipeOutput } from "./recipe.js";
 
-export interface BuildContext {
+interface BuildContext {
   /** The model folder or file to read. */
   readonly source: string;
   /** Absolute destination: the .gguf file or the model folder. */
@@ -24,7 +24,7 @@ export interface BuildContext {
   readonly onProgress: (done: number, total: number, detail: string) => void;
 }
 
-export interface BuiltArtifact {
+interface BuiltArtifact {
   /** Every file written, absolute. */
   readonly files: readonly string[];
   /** The artifact's main path: the GGUF (first split) or the folder. */
@@ -35,7 +35,7 @@ export interface BuiltArtifact {
   readonly warnings: readonly string[];
 }
 
-export interface OutputKind<O extends RecipeOutput> {
+interface OutputKind<O extends RecipeOutput> {
   readonly format: ArtifactFormat;
   /** A single file or a model folder. */
   readonly layout: "file" | "folder";
@@ -146,7 +146,7 @@ const mlx: OutputKind<MlxOutput> = {
 };
 
 /** The table: recipe key -> output kind. */
-export const OUTPUT_KINDS: { readonly [K in RecipeOutput["kind"]]: OutputKind<Extract<RecipeOutput, { kind: K }>> } = { gguf, onnx, mlx };
+const OUTPUT_KINDS: { readonly [K in RecipeOutput["kind"]]: OutputKind<Extract<RecipeOutput, { kind: K }>> } = { gguf, onnx, mlx };
 
 export function kindOf<O extends RecipeOutput>(output: O): OutputKind<O> {
   return OUTPUT_KINDS[output.kind] as unknown as OutputKind<O>;

@@ -166,7 +166,7 @@ function sourceEntry(recipe: Recipe, revision: string | undefined): Manifest["so
  * output folder through a symlink already there (the recipe's paths were
  * checked to be relative and free of '..').
  */
-export function destinationOf(outDir: string, output: RecipeOutput): string {
+function destinationOf(outDir: string, output: RecipeOutput): string {
   const destination = resolve(outDir, ...output.path.split("/"));
   if (!isInside(outDir, destination)) throw new UserError(`${output.where}: '${output.path}' leaves the output folder`, { file: outDir });
   if (existsSync(outDir)) {

@@ -13,7 +13,7 @@ import { GGMLFileQuantizationType, GGMLQuantizationType } from "@huggingface/ggu
 
 export { GGMLQuantizationType as GgmlType, GGMLFileQuantizationType as FileType };
 
-export interface GgmlTypeInfo {
+interface GgmlTypeInfo {
   readonly id: GGMLQuantizationType;
   /** ggml_type_name(): "f32", "q4_K", "iq2_xxs" (what llama.cpp prints in its logs). */
   readonly name: string;

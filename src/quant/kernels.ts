@@ -44,7 +44,7 @@ function layout(type: GgmlType): { readonly block: number; readonly bytes: numbe
   return { block: blockSize, bytes: typeSize };
 }
 
-export const WASM_URL = new URL("../../wasm/edgequant_kernels.wasm", import.meta.url);
+const WASM_URL = new URL("../../wasm/edgequant_kernels.wasm", import.meta.url);
 
 let instance: KernelExports | undefined;
 
@@ -58,7 +58,7 @@ function kernels(): KernelExports {
 }
 
 /** Tuning knobs; results never depend on them. */
-export interface KernelOptions {
+interface KernelOptions {
   /** Upper bound on the f32 elements handed to WASM per call (rounded to whole rows, at least one row). */
   readonly chunkElements?: number;
 }

@@ -15,7 +15,7 @@ export interface MixtureModel {
   readonly is70B: boolean;
 }
 
-export interface MixtureTensor {
+interface MixtureTensor {
   readonly name: string;
   /** PyTorch order; the last entry is the row length (ggml's ne[0]). */
   readonly shape: readonly number[];
@@ -35,7 +35,7 @@ function category(name: string): Category {
 }
 
 /** llama.cpp quantizes 2-D+ weights, never norms (tensor_allows_quantization, for our architectures). */
-export function allowsQuantization(tensor: MixtureTensor): boolean {
+function allowsQuantization(tensor: MixtureTensor): boolean {
   return tensor.shape.length >= 2 && tensor.name.endsWith("weight") && !tensor.name.includes("_norm.weight");
 }
 
@@ -125,7 +125,7 @@ function mixtureType(
 }
 
 /** llama.cpp's tensor_type_fallback: rows that are not a whole number of blocks get a smaller-block type. */
-export function fallbackForRowLength(type: GgmlType, rowLength: number): GgmlType {
+function fallbackForRowLength(type: GgmlType, rowLength: number): GgmlType {
   if (rowLength % blockSize(type) === 0) return type;
   const smaller: Partial<Record<GgmlType, GgmlType>> = {
     [GgmlType.Q2_K]: GgmlType.Q4_0,

@@ -55,11 +55,6 @@ export interface ResolveSourceOptions {
   /** Pause before a retry, times the attempt number (default 1000 ms). */
   readonly retryDelayMs?: number;
   /**
-   * Return a temporary folder named after the repository that links to the snapshot's files
-   * (default true), so converters that name the model after its folder do not call it by its commit hash.
-   */
-  readonly namedFolder?: boolean;
-  /**
    * Called with the source's config.json before any weights are downloaded (and for cached or
    * local sources once they are found), so a model the caller cannot convert fails before gigabytes move.
    */
@@ -210,7 +205,7 @@ export async function resolveSource(source: string, options: ResolveSourceOption
 
   if (snapshot.fromCache) await ctx.checkConfig?.(join(snapshot.dir, "config.json"));
   const base = { revision: snapshot.commit, repo, snapshot: snapshot.dir, fromCache: snapshot.fromCache, files: snapshot.files };
-  if (options.namedFolder === false) return { ...base, path: snapshot.dir, dispose: async () => {} };
+  // A folder named after the repository, so converters that name the model after its folder do not call it by its commit hash.
   const view = await namedView(snapshot.dir, repo.split("/").at(-1)!);
   return { ...base, path: view.path, dispose: view.dispose };
 }

@@ -87,13 +87,3 @@ export function affineQuantize(values: Float32Array, groupSize: number, bits: Ml
   }
   return nan;
 }
-
-/** scale * q + bias per value, in float32: what MLX's dequantize computes for float32 weights. */
-export function affineDequantize(q: ArrayLike<number>, scales: ArrayLike<number>, biases: ArrayLike<number>, groupSize: number): Float32Array {
-  const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) {
-    const g = Math.floor(i / groupSize);
-    out[i] = fround(fround(scales[g]! * q[i]!) + biases[g]!);
-  }
-  return out;
-}

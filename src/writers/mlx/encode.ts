@@ -18,7 +18,7 @@ import { encodeLossyTernary, encodeTernary } from "./ternary.js";
 /** Source values per chunk: 4 Mi values, 16 MiB as float32. */
 const CHUNK_VALUES = 1 << 22;
 
-export interface UnitResult {
+interface UnitResult {
   /** NaN / ±Inf in the source. */
   readonly nonFiniteInSource: number;
   /** Finite source values that the cast to a narrower float dtype turned into ±Inf. */
@@ -27,7 +27,7 @@ export interface UnitResult {
   readonly lossyTernary?: { readonly firstOffender: number };
 }
 
-export interface EncodeContext {
+interface EncodeContext {
   readonly handle: FileHandle;
   readonly offsets: ReadonlyMap<string, number>;
   readonly allowLossyTernary: boolean;

@@ -15,7 +15,7 @@ const CHUNK_BYTES = 16 << 20;
 
 export type FloatStorage = "F32" | "F16";
 
-export const STORAGE_TYPE: Record<FloatStorage, ElementType> = { F32: ElementType.FLOAT, F16: ElementType.FLOAT16 };
+const STORAGE_TYPE: Record<FloatStorage, ElementType> = { F32: ElementType.FLOAT, F16: ElementType.FLOAT16 };
 
 /** Counts of value problems, turned into warnings by the converter. */
 export interface ValueStats {
@@ -29,7 +29,7 @@ function elementBytes(source: SourceTensor): number {
 }
 
 /** Whole rows of the tensor as float32, about CHUNK_BYTES of source at a time. */
-export async function* floatRows(source: SourceTensor, stats?: ValueStats): AsyncGenerator<{ firstRow: number; rows: number; values: Float32Array }> {
+async function* floatRows(source: SourceTensor, stats?: ValueStats): AsyncGenerator<{ firstRow: number; rows: number; values: Float32Array }> {
   const rowLength = source.shape.at(-1) ?? 1;
   const totalRows = source.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const rowBytes = rowLength * elementBytes(source);
@@ -89,7 +89,7 @@ export async function writeTransposed(writer: ExternalDataWriter, name: string, 
   return writer.write(name, STORAGE_TYPE[storage], [k, n], chunks());
 }
 
-export interface NBitsTensors {
+interface NBitsTensors {
   readonly b: TensorProto;
   readonly scales: TensorProto;
   readonly zeroPoints?: TensorProto;
