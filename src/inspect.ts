@@ -5,7 +5,7 @@ import { UserError } from "./errors.js";
 import { ARCHITECTURES } from "./arch/index.js";
 import { ternaryLayout } from "./arch/ternary-layout.js";
 import { decodeFloats } from "./quant/float.js";
-import { ternaryScale } from "./quant/ternary.js";
+import { TernaryScan } from "./quant/ternary.js";
 import { openCheckpoint, type Checkpoint } from "./readers/checkpoint.js";
 import { isFloatDtype, type FloatDtype } from "./readers/dtypes.js";
 import { ggmlTypeName, tensorBytes, type GgmlType } from "./quant/ggml-types.js";
@@ -84,7 +84,7 @@ async function ternaryKind(checkpoint: Checkpoint): Promise<TernaryKind> {
   const linear = [...checkpoint.tensors.values()].filter((t) => LINEAR_WEIGHT.test(t.name) && isFloatDtype(t.dtype));
   if (linear.length === 0) return "not-ternary";
   for (const tensor of linear) {
-    if (ternaryScale(decodeFloats(await tensor.file.read(tensor.name), tensor.dtype as FloatDtype)) === undefined) return "not-ternary";
+    if (!new TernaryScan().check(decodeFloats(await tensor.file.read(tensor.name), tensor.dtype as FloatDtype))) return "not-ternary";
   }
   return "fake-quantized";
 }

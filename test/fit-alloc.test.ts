@@ -6,7 +6,7 @@ import fc from "fast-check";
 import { describe, expect, test } from "vitest";
 import { allocateGraph } from "../src/fit/ggml-alloc.js";
 import { ComputeGraph, GraphContext } from "../src/fit/ggml-graph.js";
-import { GGML } from "../src/fit/ggml-types.js";
+import { GgmlType as GGML } from "../src/quant/ggml-types.js";
 import { overlaps, placements, recordPlacements } from "./support/alloc-placements.js";
 
 describe("ggml-alloc port", () => {

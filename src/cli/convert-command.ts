@@ -2,14 +2,16 @@ import { basename, resolve } from "node:path";
 import { Command, Option } from "commander";
 import { convertToGguf, type GgufConversionOptions } from "../convert/gguf.js";
 import { convertToMlx } from "../convert/mlx.js";
-import { convertToOnnx, type OnnxBits, type OnnxLayout } from "../convert/onnx.js";
+import { convertToOnnx, type OnnxConversionOptions, type OnnxLayout } from "../convert/onnx.js";
 import { UserError } from "../errors.js";
 import { resolveSource } from "../readers/hub.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
-import { parsePart, parseSplitSize, type SplitRule } from "../writers/gguf/split.js";
-import { defaultFitPath, fitManifest, writeFitFiles } from "../fit/index.js";
-import { defaultMlxOutput, mlxSummary, parseMlxFlags } from "./mlx-flags.js";
-import { formatBytes, ProgressBar } from "./progress.js";
+import { ACCURACY_LEVELS, ONNX_BITS, parseAccuracyLevel, parseByteSize, parseOnnxBits, parseOnnxGroupSize, parsePart, parseThreads } from "../options.js";
+import type { SplitRule } from "../writers/gguf/split.js";
+import { defaultFitPath, fitManifest } from "../fit/manifest.js";
+import { writeFitFiles } from "../fit/write.js";
+import { defaultMlxOutput, mlxSummary, parseMlxFlags, type ParsedMlxFlags } from "./mlx-flags.js";
+import { formatBytes, ProgressBar } from "../progress.js";
 
 interface ConvertFlags {
   to: "gguf" | "onnx" | "mlx";
@@ -45,7 +47,7 @@ export function convertCommand(): Command {
     .option(
       "--bits <bits>",
       `bits per weight. GGUF: short form of --scheme (${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}); ` +
-        "ONNX: 32, 16, 8, 4, 1.58; MLX: 8, 6, 5, 4 (default), 3, 2, 1.58",
+        `ONNX: ${ONNX_BITS.join(", ")}; MLX: 8, 6, 5, 4 (default), 3, 2, 1.58`,
     )
     .option("--scheme <name>", `GGUF only: a ggml type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
     .option("-o, --output <path>", "output file (GGUF) or folder (ONNX); default: named after the model and scheme, in the current folder")
@@ -56,7 +58,7 @@ export function convertCommand(): Command {
     .option("--group-size <n>", "ONNX/MLX: values per quantization block along the input dimension (ONNX 16/32/64/128, default 32; MLX 32/64/128, default 64)")
     .option("--mixed <recipe>", "MLX: mlx-lm's mixed-precision recipes 2_6, 3_4, 3_6, 4_6 (more bits for sensitive layers)")
     .addOption(new Option("--layout <layout>", "ONNX: genai (model.onnx + genai_config.json) or transformersjs (onnx/model_<dtype>.onnx)").choices(["genai", "transformersjs"]))
-    .option("--accuracy-level <n>", "ONNX: MatMulNBits accuracy_level, 0 (exact float activations) or 4 (int8 activations, faster; default for 8/4 bits)")
+    .option("--accuracy-level <n>", `ONNX: MatMulNBits accuracy_level, one of ${ACCURACY_LEVELS.join(", ")}: 0 or 1 float activations (exact), 4 int8 activations (faster; the default for 8 and 4 bits)`)
     .option("--json", "print a machine-readable report on stdout (progress and warnings still go to stderr)")
     .option("--no-progress", "do not show progress on stderr")
     .addHelpText(
@@ -77,13 +79,11 @@ Output is written to a temporary file or folder beside the destination and renam
 only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal error.`,
     )
     .action(async (sourceArgument: string, flags: ConvertFlags) => {
-      if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
-        throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
-      }
+      // Every flag is checked before the source is read, or downloaded.
+      const convert = flags.to === "gguf" ? toGguf(flags) : flags.to === "onnx" ? toOnnx(flags) : toMlx(flags);
       // hf:org/name[@revision] is fetched into the Hugging Face cache first; local paths pass through.
       const resolved = await resolveSource(sourceArgument, { progress: flags.progress });
-      const source = resolved.path;
-      const summary = await (flags.to === "gguf" ? toGguf(source, flags) : flags.to === "onnx" ? toOnnx(source, flags) : toMlx(source, flags)).finally(() => resolved.dispose());
+      const summary = await convert(resolved.path).finally(() => resolved.dispose());
       // Every artifact gets its fit manifest; a --part job has only one split, so the gathering step writes it.
       const fit = summary.artifact && (await writeFitFiles(await fitManifest(summary.artifact), defaultFitPath(summary.artifact)));
       for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
@@ -98,20 +98,28 @@ function onlyFor(format: string, flags: ConvertFlags, names: (keyof ConvertFlags
   if (given.length > 0) throw new UserError(`${given.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} can only be used with --to ${format}`);
 }
 
-async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
+/** A conversion whose flags have been checked, waiting for its source. */
+type Conversion = (source: string) => Promise<Summary>;
+
+function toGguf(flags: ConvertFlags): Conversion {
   onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
   onlyFor("onnx or mlx", flags, ["groupSize"]);
   onlyFor("mlx", flags, ["mixed"]);
   const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
+  const threads = flags.threads === undefined ? {} : { threads: parseThreads(flags.threads) };
+  const split = splitOption(flags);
+  return (source) => writeGguf(source, flags, { scheme, ...threads, ...split });
+}
+
+async function writeGguf(source: string, flags: ConvertFlags, options: Pick<GgufConversionOptions, "scheme" | "threads" | "split">): Promise<Summary> {
+  const { scheme } = options;
   const output = resolve(flags.output ?? `${basename(resolve(source), ".gguf")}-${scheme.name}.gguf`);
   const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
   const report = await convertToGguf({
     source,
     output,
-    scheme,
-    ...(flags.threads === undefined ? {} : { threads: Number(flags.threads) }),
+    ...options,
     allowLossyTernary: flags.allowLossyTernary ?? false,
-    ...splitOption(flags),
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();
@@ -128,21 +136,26 @@ async function toGguf(source: string, flags: ConvertFlags): Promise<Summary> {
   };
 }
 
-async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
-  if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to onnx use --bits 32, 16, 8, 4 or 1.58");
+function toOnnx(flags: ConvertFlags): Conversion {
+  if (flags.scheme !== undefined) throw new UserError(`--scheme names GGUF types; for --to onnx use --bits ${ONNX_BITS.join(", ")}`);
   onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
   onlyFor("mlx", flags, ["mixed"]);
-  if (flags.bits !== undefined && !["32", "16", "8", "4", "1.58"].includes(flags.bits)) throw new UserError(`--bits for --to onnx must be 32, 16, 8, 4 or 1.58; got '${flags.bits}'`);
-  const bits = Number(flags.bits ?? "16") as OnnxBits;
-  const output = resolve(flags.output ?? `${basename(resolve(source))}-onnx-${flags.bits ?? "16"}`);
-  const progress = new ProgressBar(`exporting ONNX ${flags.bits ?? "16"}-bit`, flags.progress);
+  const options = {
+    bits: parseOnnxBits(flags.bits ?? "16"),
+    ...(flags.layout ? { layout: flags.layout } : {}),
+    ...(flags.groupSize === undefined ? {} : { groupSize: parseOnnxGroupSize(flags.groupSize) }),
+    ...(flags.accuracyLevel === undefined ? {} : { accuracyLevel: parseAccuracyLevel(flags.accuracyLevel) }),
+  };
+  return (source) => writeOnnx(source, flags, options);
+}
+
+async function writeOnnx(source: string, flags: ConvertFlags, options: Pick<OnnxConversionOptions, "bits" | "layout" | "groupSize" | "accuracyLevel">): Promise<Summary> {
+  const output = resolve(flags.output ?? `${basename(resolve(source))}-onnx-${options.bits}`);
+  const progress = new ProgressBar(`exporting ONNX ${options.bits}-bit`, flags.progress);
   const report = await convertToOnnx({
     source,
     output,
-    bits,
-    ...(flags.layout ? { layout: flags.layout } : {}),
-    ...(flags.groupSize === undefined ? {} : { groupSize: Number(flags.groupSize) as 32 }),
-    ...(flags.accuracyLevel === undefined ? {} : { accuracyLevel: Number(flags.accuracyLevel) as 0 }),
+    ...options,
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();
@@ -154,11 +167,15 @@ async function toOnnx(source: string, flags: ConvertFlags): Promise<Summary> {
   };
 }
 
-async function toMlx(source: string, flags: ConvertFlags): Promise<Summary> {
+function toMlx(flags: ConvertFlags): Conversion {
   if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to mlx use --bits (and --group-size, --mixed)");
   onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
   onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
   const parsed = parseMlxFlags(flags);
+  return (source) => writeMlx(source, flags, parsed);
+}
+
+async function writeMlx(source: string, flags: ConvertFlags, parsed: ParsedMlxFlags): Promise<Summary> {
   const output = resolve(flags.output ?? defaultMlxOutput(source, parsed));
   const progress = new ProgressBar(`writing MLX ${parsed.mixed ? `mixed_${parsed.mixed}` : `${parsed.bits}-bit`}`, flags.progress);
   const report = await convertToMlx({
@@ -177,6 +194,6 @@ async function toMlx(source: string, flags: ConvertFlags): Promise<Summary> {
 function splitOption(flags: ConvertFlags): Pick<GgufConversionOptions, "split"> {
   if (flags.splitMaxSize === undefined && flags.part === undefined) return {};
   const part = flags.part === undefined ? undefined : parsePart(flags.part);
-  const rule: SplitRule = flags.splitMaxSize !== undefined ? { maxBytes: parseSplitSize(flags.splitMaxSize) } : { count: part!.count };
+  const rule: SplitRule = flags.splitMaxSize !== undefined ? { maxBytes: parseByteSize(flags.splitMaxSize, "--split-max-size") } : { count: part!.count };
   return { split: part === undefined ? { rule } : { rule, part } };
 }

@@ -68,7 +68,7 @@ in the JSON (runtime overheads, ONNX Runtime / MLX activations) are approximate.
 }
 
 /** "8k" -> 8192, "32K" -> 32768, "4096" -> 4096. */
-export function parseContext(text: string): number {
+function parseContext(text: string): number {
   const match = /^(\d+)([kK])?$/.exec(text);
   const value = match ? Number(match[1]) * (match[2] ? 1024 : 1) : NaN;
   if (!Number.isSafeInteger(value) || value < 1) throw new UserError(`--ctx takes positive token counts such as 2048 or 8k; got '${text}'`);

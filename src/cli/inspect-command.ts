@@ -3,7 +3,7 @@ import { UserError } from "../errors.js";
 import { resolveSource } from "../readers/hub.js";
 import { inspect, type InspectReport, type TernaryKind } from "../inspect.js";
 import { quantizationError, type TensorError } from "../quant/error-stats.js";
-import { formatBytes } from "./progress.js";
+import { formatBytes } from "../progress.js";
 
 export function inspectCommand(): Command {
   return new Command("inspect")

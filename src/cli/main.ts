@@ -1,23 +1,21 @@
-import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import { convertCommand } from "./convert-command.js";
 import { fitCommand } from "./fit-command.js";
 import { inspectCommand } from "./inspect-command.js";
 import { manifestCommand } from "./manifest-command.js";
 import { runCommand } from "./run-command.js";
 
-export const EXIT_OK = 0;
-export const EXIT_INTERNAL = 1;
-export const EXIT_USER_ERROR = 2;
-
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+const EXIT_OK = 0;
+const EXIT_INTERNAL = 1;
+const EXIT_USER_ERROR = 2;
 
 /** Runs the CLI and resolves to the process exit code; never calls process.exit itself. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command("edgequant")
     .description("Turn Hugging Face safetensors checkpoints into GGUF models for phones, laptops and small boards.")
-    .version(version)
+    .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
     .addCommand(convertCommand().exitOverride())

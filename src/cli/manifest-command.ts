@@ -4,7 +4,7 @@ import { UserError } from "../errors.js";
 import { gatherManifest } from "../pipeline/gather.js";
 import { MANIFEST_FILE, writeManifest, type ManifestSource } from "../pipeline/manifest.js";
 import { isHubSource, parseHubSource } from "../readers/hub.js";
-import { formatBytes } from "./progress.js";
+import { formatBytes } from "../progress.js";
 
 interface ManifestFlags {
   fit?: boolean;

@@ -9,7 +9,7 @@ import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "../writers/mlx/aff
 import type { MlxBitsOption } from "../plan/mlx.js";
 import { isMixedRecipe, MIXED_RECIPES, type MixedRecipe } from "../writers/mlx/recipes.js";
 
-export interface MlxFlags {
+interface MlxFlags {
   readonly bits?: string;
   readonly groupSize?: string;
   readonly mixed?: string;
@@ -56,7 +56,7 @@ export function defaultMlxOutput(source: string, flags: ParsedMlxFlags): string 
   return resolve(`${model}-mlx-${precision}${group}`);
 }
 
-export interface MlxSummaryInput {
+interface MlxSummaryInput {
   readonly output: string;
   readonly architecture: string;
   readonly bits: MlxBitsOption;

@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { UserError } from "../errors.js";
+import { parseThreads } from "../options.js";
 import { runRecipe } from "../pipeline/run.js";
-import { formatBytes } from "./progress.js";
+import { formatBytes } from "../progress.js";
 
 interface RunFlags {
   out?: string;
@@ -35,13 +35,10 @@ are listed as file:line:column. Output paths stay inside --out. Exit codes:
 0 success, 2 bad recipe, input or flags, 1 internal error.`,
     )
     .action(async (recipe: string, flags: RunFlags) => {
-      if (flags.threads !== undefined && !(Number.isSafeInteger(Number(flags.threads)) && Number(flags.threads) > 0)) {
-        throw new UserError(`--threads must be a positive integer, got '${flags.threads}'`);
-      }
       const report = await runRecipe({
         recipe,
         ...(flags.out !== undefined ? { out: flags.out } : {}),
-        ...(flags.threads !== undefined ? { threads: Number(flags.threads) } : {}),
+        ...(flags.threads !== undefined ? { threads: parseThreads(flags.threads) } : {}),
         progress: flags.progress,
         ...(flags.offline ? { hub: { offline: true } } : {}),
       });

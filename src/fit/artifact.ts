@@ -56,7 +56,7 @@ export interface Artifact {
   readonly details: GgufDetails | OnnxDetails | MlxDetails;
 }
 
-export interface GgufDetails {
+interface GgufDetails {
   readonly kind: "gguf";
   readonly embeddingScale: boolean;
   readonly residualScale: boolean;
@@ -66,7 +66,7 @@ export interface GgufDetails {
   readonly vocabTextBytes: number;
 }
 
-export interface OnnxDetails {
+interface OnnxDetails {
   readonly kind: "onnx";
   readonly modelFile: string;
   /** Element type of past_key_values inputs ("float16" / "float32"). */
@@ -76,7 +76,7 @@ export interface OnnxDetails {
   readonly layout: string;
 }
 
-export interface MlxDetails {
+interface MlxDetails {
   readonly kind: "mlx";
   /** Activation / KV dtype: the model's float dtype ("float16", "bfloat16", "float32"). */
   readonly dtype: string;

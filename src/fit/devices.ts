@@ -11,11 +11,11 @@ import type { ArtifactFormat } from "./artifact.js";
 import type { CpuRepackProfile } from "./llama-cpp.js";
 
 const FORMATS = new URL("../../formats/", import.meta.url);
-export const DEVICES_FILE = new URL("devices.yaml", FORMATS);
-export const DEVICES_SCHEMA_FILE = new URL("devices.schema.json", FORMATS);
+const DEVICES_FILE = new URL("devices.yaml", FORMATS);
+const DEVICES_SCHEMA_FILE = new URL("devices.schema.json", FORMATS);
 
-export type RuntimeEngine = "llama.cpp" | "onnxruntime" | "mlx";
-export type RuntimeBackend = "cpu" | "metal" | "cuda" | "vulkan";
+type RuntimeEngine = "llama.cpp" | "onnxruntime" | "mlx";
+type RuntimeBackend = "cpu" | "metal" | "cuda" | "vulkan";
 
 export interface Runtime {
   readonly id: string;

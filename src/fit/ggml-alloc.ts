@@ -7,7 +7,7 @@
  * is the compute buffer llama.cpp reports as "<backend> compute buffer size".
  */
 import { canInplace, sameLayout, type ComputeGraph, type Tensor } from "./ggml-graph.js";
-import { alignUp } from "./ggml-types.js";
+import { alignUp } from "../quant/ggml-types.js";
 
 interface FreeBlock {
   offset: number;
@@ -82,7 +82,7 @@ interface HashNode {
   allocated: boolean;
 }
 
-export interface AllocationResult {
+interface AllocationResult {
   /** Bytes of the compute buffer: the highest offset the allocator reached. */
   readonly bytes: number;
   /** The tensors live when that offset was first reached (for explaining where the memory goes). */

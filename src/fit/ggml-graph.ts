@@ -5,9 +5,9 @@
  * builder's depth-first node order (`ggml_visit_parents_graph`, `ggml_build_forward_expand`).
  * No data is ever computed; the graph is handed to ./ggml-alloc.ts, a port of ggml-alloc.c.
  */
-import { contiguousBytes, ggmlType, GGML } from "./ggml-types.js";
+import { ggmlType, GgmlType } from "../quant/ggml-types.js";
 
-export type Op =
+type Op =
   | "NONE"
   | "GET_ROWS"
   | "RMS_NORM"
@@ -127,7 +127,7 @@ export class GraphContext {
   }
 
   getRows(a: Tensor, b: Tensor): Tensor {
-    const type = a.type === GGML.I32 ? GGML.I32 : GGML.F32;
+    const type = a.type === GgmlType.I32 ? GgmlType.I32 : GgmlType.F32;
     return this.make("GET_ROWS", type, [a.ne[0], b.ne[0], b.ne[1], b.ne[2]], [a, b]);
   }
 
@@ -160,7 +160,7 @@ export class GraphContext {
   }
 
   mulMat(a: Tensor, b: Tensor): Tensor {
-    return this.make("MUL_MAT", GGML.F32, [a.ne[1], b.ne[1], b.ne[2], b.ne[3]], [a, b]);
+    return this.make("MUL_MAT", GgmlType.F32, [a.ne[1], b.ne[1], b.ne[2], b.ne[3]], [a, b]);
   }
 
   /** ggml_swiglu_split / ggml_geglu_split: a new tensor shaped like `a`. */
@@ -182,7 +182,7 @@ export class GraphContext {
   }
 
   flashAttn(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | null): Tensor {
-    return this.make("FLASH_ATTN_EXT", GGML.F32, [v.ne[0], q.ne[2], q.ne[1], q.ne[3]], [q, k, v, mask]);
+    return this.make("FLASH_ATTN_EXT", GgmlType.F32, [v.ne[0], q.ne[2], q.ne[1], q.ne[3]], [q, k, v, mask]);
   }
 
   cont(a: Tensor, ne: readonly number[] = a.ne): Tensor {
@@ -240,5 +240,3 @@ export class ComputeGraph {
     else this.nodes.push(node);
   }
 }
-
-export { contiguousBytes };

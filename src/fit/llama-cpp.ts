@@ -27,9 +27,9 @@ import type { Artifact } from "./artifact.js";
 import { allocateGraph } from "./ggml-alloc.js";
 import type { Tensor } from "./ggml-graph.js";
 import { buildDecoderGraph, type DecoderShape, type WeightInfo } from "./llama-graph.js";
-import { alignUp, GGML, ggmlType, ggmlTypeByName, isQuantized, rowSize, TENSOR_ALIGNMENT } from "./ggml-types.js";
+import { alignUp, GgmlType, ggmlType, ggmlTypeByName, isQuantized, rowSize, TENSOR_ALIGNMENT } from "../quant/ggml-types.js";
 
-export type LlamaCppBackend = "cpu" | "metal" | "cuda" | "vulkan";
+type LlamaCppBackend = "cpu" | "metal" | "cuda" | "vulkan";
 
 /**
  * Which weights ggml's CPU backend repacks, by instruction set (repack.cpp
@@ -60,7 +60,7 @@ export const DEFAULT_LLAMA_CPP: Omit<LlamaCppSettings, "backend" | "contextSize"
   mmap: true,
 };
 
-export interface LlamaCppWeights {
+interface LlamaCppWeights {
   /** "CPU_Mapped model buffer size" (mmap) or "CPU model buffer size" (no mmap). */
   readonly host: number;
   /** "CPU_REPACK model buffer size". */
@@ -91,7 +91,7 @@ export interface LlamaCppEstimate {
 }
 
 /** ggml-cpu repack: the interleaved layout chosen for a MUL_MAT weight, or null. */
-export function repackable(type: number, rows: number, profile: CpuRepackProfile): boolean {
+function repackable(type: number, rows: number, profile: CpuRepackProfile): boolean {
   const name = ggmlType(type).name;
   const x86 = profile === "x86-avx2" || profile === "x86-avx512";
   const arm = profile === "arm-i8mm" || profile === "arm-dotprod";
@@ -123,7 +123,7 @@ function isMatmulWeight(name: string, ne: readonly number[]): boolean {
   return ne.length === 2 && (ne[1] ?? 1) > 1 && !/norm\.weight$/.test(name);
 }
 
-export function llamaCppWeights(artifact: Artifact, settings: LlamaCppSettings): LlamaCppWeights {
+function llamaCppWeights(artifact: Artifact, settings: LlamaCppSettings): LlamaCppWeights {
   const onGpu = settings.backend === "cuda" || settings.backend === "vulkan";
   const isMetal = settings.backend === "metal";
   let repack = 0;
@@ -179,9 +179,9 @@ export function llamaCppWeights(artifact: Artifact, settings: LlamaCppSettings):
   return { host, repack, device, hostActive, repackedTensors };
 }
 
-export function decoderShape(artifact: Artifact): DecoderShape {
+function decoderShape(artifact: Artifact): DecoderShape {
   const weights = new Map<string, WeightInfo>();
-  for (const t of artifact.tensors) weights.set(t.name, { type: t.ggmlType ?? GGML.F32, ne: t.ne });
+  for (const t of artifact.tensors) weights.set(t.name, { type: t.ggmlType ?? GgmlType.F32, ne: t.ne });
   const h = artifact.hparams;
   const details = artifact.details.kind === "gguf" ? artifact.details : undefined;
   return {
@@ -209,14 +209,14 @@ export function kvTypeId(name: string): number {
 }
 
 /** Cells of the full and sliding-window caches for a requested context. */
-export function kvCells(artifact: Artifact, settings: LlamaCppSettings): { cells: number; cellsSwa: number } {
+function kvCells(artifact: Artifact, settings: LlamaCppSettings): { cells: number; cellsSwa: number } {
   const cells = alignUp(Math.max(settings.contextSize, 1), 256);
   const window = artifact.hparams.slidingWindow;
   const cellsSwa = window > 0 ? alignUp(Math.min(cells, window + settings.ubatchSize), 256) : cells;
   return { cells, cellsSwa };
 }
 
-export function llamaCppKv(artifact: Artifact, settings: LlamaCppSettings): { k: number; v: number; total: number } {
+function llamaCppKv(artifact: Artifact, settings: LlamaCppSettings): { k: number; v: number; total: number } {
   const h = artifact.hparams;
   const typeK = kvTypeId(settings.kvCacheType);
   const typeV = typeK;
@@ -242,7 +242,7 @@ const COMPUTE_ALIGNMENT: Record<LlamaCppBackend, number> = { cpu: 32, metal: 32,
 function vecDotType(type: number): number {
   const name = ggmlType(type).name;
   if (name === "f32" || name === "f16" || name === "bf16") return type;
-  if (["q4_0", "q5_0", "q8_0", "iq4_nl", "mxfp4", "q1_0", "q2_0"].includes(name)) return GGML.Q8_0;
+  if (["q4_0", "q5_0", "q8_0", "iq4_nl", "mxfp4", "q1_0", "q2_0"].includes(name)) return GgmlType.Q8_0;
   if (name === "q4_1" || name === "q5_1") return 9; // q8_1
   return 15; // q8_K
 }
@@ -273,7 +273,7 @@ type ComputeFigures = {
 /** Graph replays are pure functions of the model and these settings: remember the recent ones. */
 const computeCache = new WeakMap<Artifact, Map<string, ComputeFigures>>();
 
-export function llamaCppCompute(artifact: Artifact, settings: LlamaCppSettings): ComputeFigures {
+function llamaCppCompute(artifact: Artifact, settings: LlamaCppSettings): ComputeFigures {
   const key = [settings.backend, settings.contextSize, settings.batchSize, settings.ubatchSize, settings.sequences, settings.flashAttention, settings.kvCacheType].join(":");
   let perArtifact = computeCache.get(artifact);
   if (!perArtifact) computeCache.set(artifact, (perArtifact = new Map()));

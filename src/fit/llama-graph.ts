@@ -19,7 +19,7 @@
  *   src/llama-graph.cpp             llm_graph_result::set_outputs (logits and result_norm are outputs)
  */
 import { ComputeGraph, GraphContext, isContiguous, type Tensor } from "./ggml-graph.js";
-import { GGML, isQuantized, rowSize } from "./ggml-types.js";
+import { GgmlType, isQuantized, rowSize } from "../quant/ggml-types.js";
 
 export interface WeightInfo {
   readonly type: number;
@@ -47,7 +47,7 @@ export interface DecoderShape {
   readonly attnSoftcap: boolean;
 }
 
-export interface GraphParams {
+interface GraphParams {
   /** Tokens in the reserved micro-batch: min(n_ctx, n_ubatch). */
   readonly nTokens: number;
   readonly nOutputs: number;
@@ -91,8 +91,8 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
   };
 
   // build_inp_embd: token ids, plus the vector-embedding input ggml_build_forward_select keeps in the graph
-  const tokens = g.input("inp_tokens", GGML.I32, [T]);
-  const vectors = g.input("inp_embd", GGML.F32, [shape.nEmbd, T]);
+  const tokens = g.input("inp_tokens", GgmlType.I32, [T]);
+  const vectors = g.input("inp_embd", GgmlType.F32, [shape.nEmbd, T]);
   let inpL = g.getRows(required("token_embd.weight"), tokens);
   inpL.name = "embd";
   gf.expand(inpL);
@@ -100,16 +100,16 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
   if (shape.embeddingScale) inpL = g.scale(inpL);
   gf.expand(inpL);
 
-  const positions = g.input("inp_pos", GGML.I32, [T]);
+  const positions = g.input("inp_pos", GgmlType.I32, [T]);
 
   // attention inputs: one set for the full cache, one for the sliding-window cache
   const hasSwa = shape.swaLayers.some(Boolean);
   const hasBase = shape.swaLayers.some((swa) => !swa);
   const nEmbdVGqaMax = Math.max(...shape.nHeadKv.map((h) => h * shape.headDimV));
   const attnInputs = (kvSize: number, tag: string) => ({
-    kIdxs: g.input(`attn_inp_k_idxs${tag}`, GGML.I64, [T]),
-    vIdxs: g.input(`attn_inp_v_idxs${tag}`, GGML.I64, [vTrans ? T * nEmbdVGqaMax : T]),
-    mask: g.input(`attn_inp_kq_mask${tag}`, params.flashAttention ? GGML.F16 : GGML.F32, [kvSize, T, 1, 1]),
+    kIdxs: g.input(`attn_inp_k_idxs${tag}`, GgmlType.I64, [T]),
+    vIdxs: g.input(`attn_inp_v_idxs${tag}`, GgmlType.I64, [vTrans ? T * nEmbdVGqaMax : T]),
+    mask: g.input(`attn_inp_kq_mask${tag}`, params.flashAttention ? GgmlType.F16 : GgmlType.F32, [kvSize, T, 1, 1]),
     kvSize,
   });
   const base = hasBase ? attnInputs(params.kvSize, "") : null;
@@ -122,7 +122,7 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
       while (headDim % nrot === 0);
       nrot /= 2;
     }
-    return g.input(isK ? "attn_inp_k_rot" : "attn_inp_v_rot", GGML.F32, [nrot, nrot]);
+    return g.input(isK ? "attn_inp_k_rot" : "attn_inp_v_rot", GgmlType.F32, [nrot, nrot]);
   };
   const kRot = rot(isQuantized(params.typeK), shape.headDimK, true);
   const vRot = rot(isQuantized(params.typeV), shape.headDimV, false);
@@ -134,7 +134,7 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
     return g.reshape(res, cur.ne);
   };
 
-  const outIds = g.input("out_ids", GGML.I32, [params.nOutputs]);
+  const outIds = g.input("out_ids", GgmlType.I32, [params.nOutputs]);
 
   for (let il = 0; il < shape.nLayer; il++) {
     const p = `blk.${il}`;

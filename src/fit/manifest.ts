@@ -3,20 +3,22 @@
  * device's runtime allocates, whether it fits the memory an app can use there, the headroom, the
  * largest context that fits, and the decode speed memory bandwidth allows.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import type { Artifact } from "./artifact.js";
 import { loadCatalogue, selectDevices, type Device, type Runtime } from "./devices.js";
-import { rowSize } from "./ggml-types.js";
+import { rowSize } from "../quant/ggml-types.js";
+import { parseSplitPath } from "../writers/gguf/split.js";
 import { readGgufArtifact } from "./gguf-artifact.js";
 import { kvTypeId } from "./llama-cpp.js";
 import { isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
 import { onnxModelFiles, readOnnxArtifact } from "./onnx-artifact.js";
 import { chooseRuntime, DEFAULT_KV_CONFIGS, type KvConfig, type MemoryEstimate, type RuntimeModel } from "./runtimes.js";
 
-export const DEFAULT_CONTEXTS: readonly number[] = [512, 2048, 4096, 8192, 32768];
-export const FIT_MANIFEST_SCHEMA = "edgequant-fit-manifest/v1";
+const DEFAULT_CONTEXTS: readonly number[] = [512, 2048, 4096, 8192, 32768];
+const FIT_MANIFEST_SCHEMA = "edgequant-fit-manifest/v1";
 
 export interface FitManifestOptions {
   /** Device ids; default: every device of the catalogue. */
@@ -85,13 +87,10 @@ export interface FitManifest {
   readonly contexts: readonly number[];
   readonly assumptions: readonly string[];
   readonly artifacts: readonly FitArtifact[];
-  readonly runtimes: readonly FitRuntime[];
-  readonly devices: readonly FitDevice[];
+  readonly runtimes: readonly Runtime[];
+  readonly devices: readonly Device[];
   readonly results: readonly FitResult[];
 }
-
-export type FitRuntime = Runtime;
-export type FitDevice = Omit<Device, "cpu"> & { readonly cpu: Device["cpu"]; readonly bandwidthEfficiency?: number };
 
 const ASSUMPTIONS: readonly string[] = [
   "Sizes are bytes. A model fits when, in every memory pool it uses (ram: the app's memory budget; gpu: Metal's working set on Apple GPUs; vram: a discrete GPU's memory), what the runtime allocates is at most the budget. Headroom is the smallest budget minus use.",
@@ -103,10 +102,8 @@ const ASSUMPTIONS: readonly string[] = [
   "Decode tokens/s = bandwidth x efficiency / bytes read per token, where a token reads every weight once (the embedding table only one row unless it is also the output matrix) and the KV cache filled to the row's context; batch 1, memory-bound, no speculative decoding. It is an upper bound where compute, not bandwidth, limits (small models on CPUs).",
 ];
 
-const { version } = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
-
 /** Every model artifact at `path`: a GGUF or ONNX file, or a folder of them (searched one level deep). */
-export async function findArtifacts(path: string): Promise<Artifact[]> {
+async function findArtifacts(path: string): Promise<Artifact[]> {
   const full = resolve(path);
   if (!existsSync(full)) throw new UserError("no such file or folder", { file: path });
   if (statSync(full).isFile()) {
@@ -129,7 +126,8 @@ export async function findArtifacts(path: string): Promise<Artifact[]> {
 async function artifactsIn(folder: string): Promise<Artifact[]> {
   const found: Artifact[] = [];
   const ggufs = readdirSync(folder)
-    .filter((f) => f.endsWith(".gguf") && !/-000(0[2-9]|[1-9]\d)-of-\d{5}\.gguf$/.test(f))
+    // A split model is read from its first file, which names the others.
+    .filter((f) => f.endsWith(".gguf") && (parseSplitPath(f)?.index ?? 0) === 0)
     .sort();
   for (const f of ggufs) found.push(await readGgufArtifact(join(folder, f)));
   for (const f of onnxModelFiles(folder)) found.push(await readOnnxArtifact(f));
@@ -217,10 +215,6 @@ export function largestContext(model: RuntimeModel, modelContext: number): { tok
   return { tokens: lo * step, limitedBy: "memory" };
 }
 
-function deviceSummary(device: Device): FitDevice {
-  return device;
-}
-
 /** Builds the manifest for the artifact(s) at `artifactPath`. */
 export async function fitManifest(artifactPath: string, options: FitManifestOptions = {}): Promise<FitManifest> {
   const artifacts = await findArtifacts(artifactPath);
@@ -262,13 +256,13 @@ export async function fitManifest(artifactPath: string, options: FitManifestOpti
   });
   return {
     schema: FIT_MANIFEST_SCHEMA,
-    generator: { name: "edgequant", version },
+    generator: { name: "edgequant", version: VERSION },
     createdAt: new Date().toISOString(),
     contexts,
     assumptions: ASSUMPTIONS,
     artifacts: summaries,
     runtimes: [...catalogue.runtimes.values()].filter((r) => usedRuntimes.has(r.id)),
-    devices: devices.map(deviceSummary),
+    devices,
     results,
   };
 }

@@ -2,32 +2,14 @@
  * MLX model folders (mlx-lm layout: config.json with an optional "quantization" entry and
  * safetensors shards): tensor bytes exactly from the safetensors headers' data_offsets.
  */
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
+import { SafetensorsFile } from "../readers/safetensors.js";
 import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
 import { estimateParameters } from "./onnx-artifact.js";
-
-const DTYPE_BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, U32: 4, I16: 2, U16: 2, I8: 1, U8: 1, BOOL: 1 };
-
-function readSafetensorsHeader(file: string): Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }> {
-  const fd = openSync(file, "r");
-  try {
-    const prefix = Buffer.alloc(8);
-    readSync(fd, prefix, 0, 8, 0);
-    const length = Number(prefix.readBigUInt64LE(0));
-    if (length > 100_000_000) throw new UserError("safetensors header is implausibly large", { file });
-    const header = Buffer.alloc(length);
-    readSync(fd, header, 0, length, 8);
-    const parsed = JSON.parse(header.toString("utf8")) as Record<string, unknown>;
-    delete parsed["__metadata__"];
-    return parsed as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 export function isModelFolder(folder: string): boolean {
   return existsSync(join(folder, "config.json")) && readdirSync(folder).some((f) => f.endsWith(".safetensors"));
@@ -43,10 +25,10 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   if (shards.length === 0) throw new UserError("no .safetensors files", { file: folder });
   const tensors: ArtifactTensor[] = [];
   for (const shard of shards) {
-    for (const [name, info] of Object.entries(readSafetensorsHeader(shard))) {
-      const [begin, end] = info.data_offsets;
-      tensors.push({ name, type: info.dtype, ne: [...info.shape].reverse(), bytes: end - begin, file: shard });
-    }
+    // The validated reader: a damaged shard is refused with its file and tensor named.
+    const file = await SafetensorsFile.open(shard);
+    await file.close();
+    for (const info of file.tensors.values()) tensors.push({ name: info.name, type: info.dtype, ne: [...info.shape].reverse(), bytes: info.byteLength, file: shard });
   }
   const text = (config["text_config"] as Record<string, unknown> | undefined) ?? config;
   const nLayer = Number(text["num_hidden_layers"]);
@@ -63,7 +45,7 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   const tied = Boolean(config["tie_word_embeddings"] ?? !tensors.some((t) => isOutputTensor(t.name)));
   const nVocab = Number(text["vocab_size"] ?? 0);
   const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
-  const floatParameters = tensors.filter((t) => DTYPE_BYTES[t.type] !== undefined && !t.name.endsWith(".scales") && !t.name.endsWith(".biases") && t.type !== "U32");
+  const floatParameters = tensors.filter((t) => !t.name.endsWith(".scales") && !t.name.endsWith(".biases") && t.type !== "U32");
   return {
     path: folder,
     format: "mlx",

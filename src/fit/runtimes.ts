@@ -7,7 +7,7 @@
 import { isTokenEmbeddingTensor } from "../arch/tensor-names.js";
 import type { Artifact } from "./artifact.js";
 import type { Device, Runtime } from "./devices.js";
-import { alignUp, rowSize } from "./ggml-types.js";
+import { alignUp, rowSize } from "../quant/ggml-types.js";
 import { estimateLlamaCpp, kvTypeId, type CpuRepackProfile, type LlamaCppSettings } from "./llama-cpp.js";
 
 export interface KvConfig {
@@ -23,9 +23,9 @@ export const DEFAULT_KV_CONFIGS: readonly KvConfig[] = [
   { kvCache: "q8_0", flashAttention: true },
 ];
 
-export type PoolName = "ram" | "gpu" | "vram";
+type PoolName = "ram" | "gpu" | "vram";
 
-export interface PoolUse {
+interface PoolUse {
   readonly pool: PoolName;
   readonly used: number;
   readonly budget: number;
@@ -60,7 +60,7 @@ export interface RuntimeModel {
   evaluate(context: number): MemoryEstimate;
 }
 
-export type RuntimeChoice = { readonly model: RuntimeModel } | { readonly unsupported: string };
+type RuntimeChoice = { readonly model: RuntimeModel } | { readonly unsupported: string };
 
 const RAM_BASIS = (device: Device) => `memory.available: ${device.memory.availableBasis}`;
 

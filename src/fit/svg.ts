@@ -48,7 +48,7 @@ export function deviceBudget(device: Device): { bytes: number; label: string } {
 }
 
 /** The result drawn for an artifact: f16 KV with flash attention off on the first device that runs it. */
-export function chartResult(manifest: FitManifest, artifactId: string): FitResult | undefined {
+function chartResult(manifest: FitManifest, artifactId: string): FitResult | undefined {
   const supported = manifest.results.filter((r) => r.artifact === artifactId && r.supported && r.rows);
   return supported.find((r) => r.kvCache === "f16" && !r.flashAttention) ?? supported[0];
 }
@@ -57,7 +57,7 @@ export function chartResult(manifest: FitManifest, artifactId: string): FitResul
  * Label positions as close to `wanted` (sorted top to bottom) as a minimum gap allows: overlapping
  * labels form clusters centred on their wanted positions, merged until none overlap.
  */
-export function spreadLabels(wanted: readonly number[], gap: number): number[] {
+function spreadLabels(wanted: readonly number[], gap: number): number[] {
   let clusters = wanted.map((w, i) => ({ first: i, count: 1, sum: w }));
   const start = (c: { count: number; sum: number }) => c.sum / c.count - ((c.count - 1) * gap) / 2;
   for (let merged = true; merged; ) {

@@ -3,7 +3,7 @@ import type { FitManifest } from "./manifest.js";
 import { fitChartSvg } from "./svg.js";
 
 /** `model.fit.json` -> `model.fit.svg`; any other name gets `.svg` appended. */
-export function chartPathFor(jsonPath: string): string {
+function chartPathFor(jsonPath: string): string {
   return jsonPath.endsWith(".json") ? `${jsonPath.slice(0, -".json".length)}.svg` : `${jsonPath}.svg`;
 }
 

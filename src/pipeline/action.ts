@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import * as core from "@actions/core";
 import { context } from "@actions/github";
-import { formatBytes } from "../cli/progress.js";
+import { formatBytes } from "../progress.js";
 import { UserError } from "../errors.js";
 import { publishRelease, type ReleaseAsset } from "./github-release.js";
 import { MANIFEST_FILE, type Manifest } from "./manifest.js";
@@ -100,7 +100,7 @@ async function releaseAssets(report: RunReport, staging: string): Promise<Releas
 }
 
 /** Markdown for the job summary: the artifacts, then the fit table. */
-export function jobSummary(report: RunReport): string {
+function jobSummary(report: RunReport): string {
   const m = report.manifest;
   const lines = [
     `## edgequant: ${m.name}`,
@@ -118,7 +118,7 @@ export function jobSummary(report: RunReport): string {
 }
 
 /** One row per artifact and device: memory at each context (✓ fits, ✗ does not), largest context, decode speed. */
-export function fitTable(manifest: Manifest): string[] {
+function fitTable(manifest: Manifest): string[] {
   const fitted = manifest.artifacts.filter((a) => a.fit);
   if (fitted.length === 0) return ["### Fit", "", "No fit summary: the recipe turned fit off."];
   const contexts = manifest.fit?.contexts ?? [];

@@ -14,7 +14,7 @@ import type { KvConfig } from "../fit/runtimes.js";
 import type { ArtifactFit, DeviceFit, ManifestFile } from "./manifest.js";
 import type { FitRequest } from "./recipe.js";
 
-export interface FitTarget {
+interface FitTarget {
   /** Absolute path of the artifact: the GGUF (first split) or the model folder. */
   readonly path: string;
   readonly format: "gguf" | "onnx" | "mlx";

@@ -11,10 +11,12 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { UserError } from "../errors.js";
-import { SCHEMES } from "../quant/schemes.js";
+import { VERSION } from "../version.js";
+import { fileTypeName } from "../quant/ggml-types.js";
+import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 import { FIT_STEP } from "./fit.js";
 import type { FitRequest } from "./recipe.js";
-import { artifactEntry, compare, describeFiles, edgequantVersion, MANIFEST_FILE, relativePath, type Manifest, type ManifestArtifact, type ManifestSource } from "./manifest.js";
+import { artifactEntry, compare, describeFiles, MANIFEST_FILE, relativePath, type Manifest, type ManifestArtifact, type ManifestSource } from "./manifest.js";
 
 export interface GatherOptions {
   /** Manifest name; default: the existing manifest's, else the folder's name. */
@@ -26,7 +28,6 @@ export interface GatherOptions {
   readonly fit?: FitRequest;
 }
 
-const SPLIT = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
 const MAX_DEPTH = 6;
 const MAX_ENTRIES = 100_000;
 
@@ -90,7 +91,7 @@ export async function gatherManifest(outDir: string, options: GatherOptions = {}
   }
   return {
     manifestVersion: 1,
-    edgequant: edgequantVersion(),
+    edgequant: VERSION,
     name: options.name ?? previous?.name ?? basename(outDir),
     ...(source ? { source } : {}),
     artifacts: final,
@@ -140,30 +141,29 @@ function modelFolderFormat(path: string): "onnx" | "mlx" | undefined {
 
 /** Single files, and split parts grouped by their prefix; every part of a split model must be there. */
 function groupGguf(files: readonly string[]): string[][] {
-  const groups = new Map<string, { count: number; parts: Map<number, string> }>();
+  const groups = new Map<string, { prefix: string; count: number; parts: Map<number, string> }>();
   const singles: string[][] = [];
   for (const file of files) {
-    const match = SPLIT.exec(file);
-    if (!match) {
+    const part = parseSplitPath(file);
+    if (!part) {
       singles.push([file]);
       continue;
     }
-    const key = `${match[1]}|${match[3]}`;
-    const group = groups.get(key) ?? { count: Number(match[3]), parts: new Map() };
-    group.parts.set(Number(match[2]), file);
+    const key = `${part.prefix}|${part.count}`;
+    const group = groups.get(key) ?? { prefix: part.prefix, count: part.count, parts: new Map() };
+    group.parts.set(part.index, file);
     groups.set(key, group);
   }
   const split: string[][] = [];
-  for (const [key, group] of groups) {
-    const missing = Array.from({ length: group.count }, (_, i) => i + 1).filter((i) => !group.parts.has(i));
+  for (const { prefix, count, parts } of groups.values()) {
+    const missing = Array.from({ length: count }, (_, i) => i).filter((i) => !parts.has(i));
     if (missing.length > 0) {
-      const prefix = key.split("|")[0]!;
       throw new UserError(
-        `split model incomplete: ${missing.length} of ${group.count} parts missing (${missing.map((i) => `${basename(prefix)}-${String(i).padStart(5, "0")}-of-${String(group.count).padStart(5, "0")}.gguf`).join(", ")}); did every matrix job upload its part?`,
+        `split model incomplete: ${missing.length} of ${count} parts missing (${missing.map((i) => basename(splitPath(prefix, i, count))).join(", ")}); did every matrix job upload its part?`,
         { file: prefix },
       );
     }
-    split.push([...group.parts.entries()].sort(([a], [b]) => a - b).map(([, file]) => file));
+    split.push([...parts.entries()].sort(([a], [b]) => a - b).map(([, file]) => file));
   }
   return [...singles, ...split];
 }
@@ -183,7 +183,8 @@ async function ggufArtifact(outDir: string, files: readonly string[]): Promise<M
     }
     if (index === 0) {
       const fileType = Number(value("general.file_type"));
-      scheme = SCHEMES.find((s) => s.fileType === fileType)?.name ?? (Number.isFinite(fileType) ? `file_type ${fileType}` : "unknown");
+      // Our schemes are named after their file types, so a GGUF from another tool gets a scheme name too.
+      scheme = Number.isSafeInteger(fileType) ? fileTypeName(fileType).toLowerCase() : "unknown";
       const arch = value("general.architecture");
       if (typeof arch === "string") architecture = arch;
     }
@@ -254,7 +255,7 @@ function readPrevious(outDir: string): Manifest | undefined {
  * ModelProto.metadata_props (field 14: StringStringEntryProto { key = 1, value = 2 }),
  * read by walking the top-level protobuf fields; the graph is skipped unparsed.
  */
-export async function onnxMetadata(path: string): Promise<Record<string, string>> {
+async function onnxMetadata(path: string): Promise<Record<string, string>> {
   if (statSync(path).size > 512 * 1024 * 1024) return {};
   const bytes = await readFile(path);
   const props: Record<string, string> = {};

@@ -18,7 +18,7 @@ export interface ReleaseAsset {
   readonly contentType: string;
 }
 
-export interface PublishOptions {
+interface PublishOptions {
   readonly token: string;
   readonly owner: string;
   readonly repo: string;
@@ -33,7 +33,7 @@ export interface PublishOptions {
   readonly retryDelayMs?: number;
 }
 
-export interface PublishResult {
+interface PublishResult {
   readonly releaseId: number;
   readonly url: string;
   readonly created: boolean;
@@ -41,7 +41,7 @@ export interface PublishResult {
 }
 
 /** GitHub's limit: each release asset must be under 2 GiB. */
-export const MAX_ASSET_BYTES = 2 * 1024 ** 3 - 1;
+const MAX_ASSET_BYTES = 2 * 1024 ** 3 - 1;
 const MAX_PAGES = 50;
 
 interface Release {

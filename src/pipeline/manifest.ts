@@ -10,13 +10,13 @@
  * same bytes.
  */
 import { createHash } from "node:crypto";
-import { createReadStream, readFileSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
 import { relative, sep } from "node:path";
 import { writeAtomically } from "../writers/atomic-file.js";
 
 export const MANIFEST_FILE = "manifest.json";
-export const MANIFEST_VERSION = 1;
+const MANIFEST_VERSION = 1;
 
 export type ArtifactFormat = "gguf" | "onnx" | "mlx";
 
@@ -82,20 +82,12 @@ export interface Manifest {
   readonly fit?: { readonly devices: readonly string[]; readonly contexts: readonly number[] };
 }
 
-let version: string | undefined;
-
-/** The package version, written into every manifest. */
-export function edgequantVersion(): string {
-  version ??= (JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string }).version;
-  return version;
-}
-
 /** '/'-separated path of `file` inside `root`. */
 export function relativePath(root: string, file: string): string {
   return relative(root, file).split(sep).join("/");
 }
 
-export async function sha256File(path: string): Promise<string> {
+async function sha256File(path: string): Promise<string> {
   const hash = createHash("sha256");
   for await (const chunk of createReadStream(path, { highWaterMark: 4 << 20 })) hash.update(chunk as Buffer);
   return hash.digest("hex");
@@ -136,7 +128,7 @@ export function artifactEntry(fields: Omit<ManifestArtifact, "bytes" | "sha256">
   };
 }
 
-export function manifestText(manifest: Manifest): string {
+function manifestText(manifest: Manifest): string {
   return `${JSON.stringify(manifest, null, 2)}\n`;
 }
 

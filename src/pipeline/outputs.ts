@@ -12,11 +12,11 @@ import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { isOnnxFolder } from "../writers/onnx/layout.js";
 import { resolveScheme } from "../quant/schemes.js";
-import { parseSplitSize } from "../writers/gguf/split.js";
+import { parseByteSize } from "../options.js";
 import type { ArtifactFormat } from "./manifest.js";
 import type { GgufOutput, MlxOutput, OnnxOutput, RecipeOutput } from "./recipe.js";
 
-export interface BuildContext {
+interface BuildContext {
   /** The model folder or file to read. */
   readonly source: string;
   /** Absolute destination: the .gguf file or the model folder. */
@@ -25,7 +25,7 @@ export interface BuildContext {
   readonly onProgress: (done: number, total: number, detail: string) => void;
 }
 
-export interface BuiltArtifact {
+interface BuiltArtifact {
   /** Every file written, absolute. */
   readonly files: readonly string[];
   /** The artifact's main path: the GGUF (first split) or the folder. */
@@ -36,7 +36,7 @@ export interface BuiltArtifact {
   readonly warnings: readonly string[];
 }
 
-export interface OutputKind<O extends RecipeOutput> {
+interface OutputKind<O extends RecipeOutput> {
   readonly format: ArtifactFormat;
   /** A single file or a model folder. */
   readonly layout: "file" | "folder";
@@ -67,7 +67,7 @@ const gguf: OutputKind<GgufOutput> = {
       output: context.destination,
       scheme: resolveScheme({ scheme: output.scheme }),
       ...(context.threads !== undefined ? { threads: context.threads } : {}),
-      ...(output.splitMaxSize ? { split: { rule: { maxBytes: parseSplitSize(output.splitMaxSize) } } } : {}),
+      ...(output.splitMaxSize ? { split: { rule: { maxBytes: parseByteSize(output.splitMaxSize, "split-max-size") } } } : {}),
       onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
     });
     return {
@@ -125,7 +125,7 @@ const mlx: OutputKind<MlxOutput> = {
       bits: output.bits,
       ...(output.groupSize !== undefined ? { groupSize: output.groupSize } : {}),
       ...(output.mixed !== undefined ? { mixed: output.mixed.replace(/^mixed_/, "") as "2_6" | "3_4" | "3_6" | "4_6" } : {}),
-      ...(output.maxShardSize !== undefined ? { maxShardBytes: parseSize(output.maxShardSize) } : {}),
+      ...(output.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(output.maxShardSize, "max-shard-size") } : {}),
       overwrite: true,
       onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
     });
@@ -141,7 +141,7 @@ const mlx: OutputKind<MlxOutput> = {
 };
 
 /** The table: recipe key -> output kind. */
-export const OUTPUT_KINDS: { readonly [K in RecipeOutput["kind"]]: OutputKind<Extract<RecipeOutput, { kind: K }>> } = { gguf, onnx, mlx };
+const OUTPUT_KINDS: { readonly [K in RecipeOutput["kind"]]: OutputKind<Extract<RecipeOutput, { kind: K }>> } = { gguf, onnx, mlx };
 
 export function kindOf<O extends RecipeOutput>(output: O): OutputKind<O> {
   return OUTPUT_KINDS[output.kind] as unknown as OutputKind<O>;
@@ -153,11 +153,4 @@ function checkFolder(destination: string, what: string, isModel: (entries: strin
   if (!statSync(destination).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way; remove it or choose another path", { file: destination });
   const entries = readdirSync(destination);
   if (entries.length > 0 && !isModel(entries)) throw new UserError(`the folder exists and does not hold ${what}; edgequant will not replace it: remove it or choose another path`, { file: destination });
-}
-
-/** 5G, 500M: whole numbers of 10^9 / 10^6 bytes, as --split-max-size. */
-function parseSize(text: string): number {
-  const match = /^(\d+)([MG])$/.exec(text);
-  if (!match) throw new UserError(`expected a size like 2G or 500M, got '${text}'`);
-  return Number(match[1]) * (match[2] === "G" ? 1e9 : 1e6);
 }

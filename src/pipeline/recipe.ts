@@ -63,7 +63,6 @@ export interface MlxOutput extends OutputBase {
   readonly maxShardSize?: string;
 }
 export type RecipeOutput = GgufOutput | OnnxOutput | MlxOutput;
-export type OutputKindName = RecipeOutput["kind"];
 
 export type RecipeSource =
   | { readonly kind: "local"; readonly uri: string; readonly path: string }
@@ -535,7 +534,7 @@ function defaultName(source: RecipeSource): string {
  * An output path must stay inside the output folder: relative, no '.' or '..'
  * segments, no empty segments. Returns the clean path or what is wrong.
  */
-export function checkOutputPath(path: string, isFile: boolean): string | { problem: string } {
+function checkOutputPath(path: string, isFile: boolean): string | { problem: string } {
   const trimmed = isFile ? path : path.replace(/\/+$/, "");
   if (isAbsolute(trimmed) || win32.isAbsolute(trimmed) || trimmed.startsWith("/")) {
     return { problem: `'${path}' is absolute; output paths are relative to the output folder (--out) and stay inside it` };

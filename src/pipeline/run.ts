@@ -9,12 +9,13 @@ import { mkdir } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { ConfigReader, type HfConfig } from "../arch/config.js";
 import { resolveArchitectureFor } from "../arch/index.js";
-import { formatBytes, ProgressBar } from "../cli/progress.js";
+import { formatBytes, ProgressBar } from "../progress.js";
 import { UserError } from "../errors.js";
+import { VERSION } from "../version.js";
 import { readJson } from "../readers/checkpoint.js";
 import { resolveSource, type ResolveSourceOptions } from "../readers/hub.js";
 import { FIT_STEP, type FitStep } from "./fit.js";
-import { artifactEntry, describeFiles, edgequantVersion, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
+import { artifactEntry, describeFiles, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
 import { kindOf } from "./outputs.js";
 import { closest, loadRecipe, RecipeError, type FitRequest, type Recipe, type RecipeOutput } from "./recipe.js";
 
@@ -111,7 +112,7 @@ export async function runRecipe(options: RunOptions): Promise<RunReport> {
 
     const manifest: Manifest = {
       manifestVersion: 1,
-      edgequant: edgequantVersion(),
+      edgequant: VERSION,
       name: recipe.name,
       source: sourceEntry(recipe, source.revision),
       artifacts,
@@ -165,7 +166,7 @@ function sourceEntry(recipe: Recipe, revision: string | undefined): Manifest["so
  * output folder through a symlink already there (the recipe's paths were
  * checked to be relative and free of '..').
  */
-export function destinationOf(outDir: string, output: RecipeOutput): string {
+function destinationOf(outDir: string, output: RecipeOutput): string {
   const destination = resolve(outDir, ...output.path.split("/"));
   if (!isInside(outDir, destination)) throw new UserError(`${output.where}: '${output.path}' leaves the output folder`, { file: outDir });
   if (existsSync(outDir)) {

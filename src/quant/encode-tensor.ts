@@ -6,11 +6,11 @@ import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "./flo
 import { UserError } from "../errors.js";
 import { GgmlType, ggmlTypeName } from "./ggml-types.js";
 import { dequantizeRows, quantizeRows } from "./kernels.js";
-import { ternaryScale } from "./ternary.js";
+import { TernaryScan } from "./ternary.js";
 import type { KernelPool } from "./pool.js";
 
 /** Value problems found while encoding a tensor, reported as warnings. */
-export interface EncodingStats {
+interface EncodingStats {
   /** NaN/Inf values in the source. */
   nonFiniteInSource: number;
   /** Finite source values that became ±Inf because the output type's range is smaller (F16). */
@@ -26,7 +26,7 @@ const FLOAT_OUTPUT: Partial<Record<GgmlType, FloatDtype>> = {
   [GgmlType.BF16]: "BF16",
 };
 
-export interface EncodeOptions {
+interface EncodeOptions {
   /** Runs the block quantizers; required for block-quantized types. */
   readonly pool?: KernelPool;
   /** Quantize non-ternary weights to TQ1_0/TQ2_0 anyway (lossy); otherwise they are refused. */
@@ -80,16 +80,12 @@ const TERNARY_TYPES: ReadonlySet<GgmlType> = new Set([GgmlType.TQ1_0, GgmlType.T
  * not is refused with what ternarising it would cost, measured with the real kernels.
  */
 class TernaryGuard {
-  private scale = 0;
+  private readonly scan = new TernaryScan();
 
   constructor(private readonly tensor: PlannedTensor) {}
 
   check(values: Float32Array, rowLength: number) {
-    const scale = ternaryScale(values);
-    if (scale !== undefined && (scale === 0 || this.scale === 0 || scale === this.scale)) {
-      this.scale ||= scale;
-      return;
-    }
+    if (this.scan.check(values)) return;
     const restored = dequantizeRows(this.tensor.type, quantizeRows(this.tensor.type, values, rowLength), values.length);
     let error = 0;
     let energy = 0;
@@ -134,7 +130,7 @@ async function* sourceChunks(source: SourceTensor, ropeHeads: number | undefined
  * half) to the interleaved pairs llama.cpp's normal RoPE rotates:
  * new row 2i+j of a head = old row j*(rows/2)+i. Works on raw bytes, so on any dtype.
  */
-export function interleaveRopeRows(raw: Uint8Array, shape: readonly number[], heads: number, elementBytes: number): Uint8Array {
+function interleaveRopeRows(raw: Uint8Array, shape: readonly number[], heads: number, elementBytes: number): Uint8Array {
   const rows = shape[0]!;
   const rowBytes = shape.slice(1).reduce((a, b) => a * b, 1) * elementBytes;
   const rowsPerHead = rows / heads;

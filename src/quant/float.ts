@@ -158,3 +158,9 @@ function alignedBuffer(bytes: Uint8Array): ArrayBufferLike {
   const exact = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
   return exact ? bytes.buffer : new Uint8Array(bytes).buffer;
 }
+
+/** C's rint in the default rounding mode (numpy's round, torch.round): the nearest integer, ties to even. */
+export function roundHalfToEven(x: number): number {
+  const nearest = Math.round(x); // ties toward +infinity
+  return nearest - x === 0.5 && nearest % 2 !== 0 ? nearest - 1 : nearest;
+}

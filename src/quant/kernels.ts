@@ -9,7 +9,7 @@
  */
 
 import { readFileSync } from "node:fs";
-import { GgmlType, ggmlTypeName, rowBytes } from "./ggml-types.js";
+import { GgmlType, ggmlType, ggmlTypeName, rowBytes } from "./ggml-types.js";
 
 export { GgmlType };
 
@@ -20,39 +20,31 @@ interface KernelExports {
   eq_dequantize(type: number, src: number, dst: number, count: number): number;
 }
 
-/** Elements per block and bytes per block of every type the kernels handle (ggml's traits). */
-const LAYOUT: ReadonlyMap<GgmlType, { readonly block: number; readonly bytes: number }> = new Map([
-  [GgmlType.F32, { block: 1, bytes: 4 }],
-  [GgmlType.F16, { block: 1, bytes: 2 }],
-  [GgmlType.BF16, { block: 1, bytes: 2 }],
-  [GgmlType.Q4_0, { block: 32, bytes: 18 }],
-  [GgmlType.Q4_1, { block: 32, bytes: 20 }],
-  [GgmlType.Q5_0, { block: 32, bytes: 22 }],
-  [GgmlType.Q5_1, { block: 32, bytes: 24 }],
-  [GgmlType.Q8_0, { block: 32, bytes: 34 }],
-  [GgmlType.Q2_K, { block: 256, bytes: 84 }],
-  [GgmlType.Q3_K, { block: 256, bytes: 110 }],
-  [GgmlType.Q4_K, { block: 256, bytes: 144 }],
-  [GgmlType.Q5_K, { block: 256, bytes: 176 }],
-  [GgmlType.Q6_K, { block: 256, bytes: 210 }],
-  [GgmlType.TQ1_0, { block: 256, bytes: 54 }],
-  [GgmlType.TQ2_0, { block: 256, bytes: 66 }],
-]);
+/** The block-quantized types the kernels handle; the float types F32, F16 and BF16 are handled too. */
+export const KERNEL_TYPES: readonly GgmlType[] = [
+  GgmlType.Q4_0,
+  GgmlType.Q4_1,
+  GgmlType.Q5_0,
+  GgmlType.Q5_1,
+  GgmlType.Q8_0,
+  GgmlType.Q2_K,
+  GgmlType.Q3_K,
+  GgmlType.Q4_K,
+  GgmlType.Q5_K,
+  GgmlType.Q6_K,
+  GgmlType.TQ1_0,
+  GgmlType.TQ2_0,
+];
+const HANDLED: ReadonlySet<GgmlType> = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16, ...KERNEL_TYPES]);
 
-/** The block-quantized types (the float types F32, F16, BF16 are handled too). */
-export const KERNEL_TYPES: readonly GgmlType[] = [...LAYOUT.keys()].filter((t) => (LAYOUT.get(t)?.block ?? 1) > 1);
-
-export function hasKernel(type: GgmlType): boolean {
-  return LAYOUT.has(type);
-}
-
+/** ggml's block layout of a type the kernels handle. */
 function layout(type: GgmlType): { readonly block: number; readonly bytes: number } {
-  const found = LAYOUT.get(type);
-  if (!found) throw new Error(`no quantization kernel for ggml type ${ggmlTypeName(type)}`);
-  return found;
+  if (!HANDLED.has(type)) throw new Error(`no quantization kernel for ggml type ${ggmlTypeName(type)}`);
+  const { blockSize, typeSize } = ggmlType(type);
+  return { block: blockSize, bytes: typeSize };
 }
 
-export const WASM_URL = new URL("../../wasm/edgequant_kernels.wasm", import.meta.url);
+const WASM_URL = new URL("../../wasm/edgequant_kernels.wasm", import.meta.url);
 
 let instance: KernelExports | undefined;
 
@@ -66,7 +58,7 @@ function kernels(): KernelExports {
 }
 
 /** Tuning knobs; results never depend on them. */
-export interface KernelOptions {
+interface KernelOptions {
   /** Upper bound on the f32 elements handed to WASM per call (rounded to whole rows, at least one row). */
   readonly chunkElements?: number;
 }

@@ -1,4 +1,4 @@
-import { GgmlType, blockSize } from "./ggml-types.js";
+import { GgmlType, blockSize, isQuantized } from "./ggml-types.js";
 import type { Scheme } from "./schemes.js";
 
 /**
@@ -15,7 +15,7 @@ export interface MixtureModel {
   readonly is70B: boolean;
 }
 
-export interface MixtureTensor {
+interface MixtureTensor {
   readonly name: string;
   /** PyTorch order; the last entry is the row length (ggml's ne[0]). */
   readonly shape: readonly number[];
@@ -35,7 +35,7 @@ function category(name: string): Category {
 }
 
 /** llama.cpp quantizes 2-D+ weights, never norms (tensor_allows_quantization, for our architectures). */
-export function allowsQuantization(tensor: MixtureTensor): boolean {
+function allowsQuantization(tensor: MixtureTensor): boolean {
   return tensor.shape.length >= 2 && tensor.name.endsWith("weight") && !tensor.name.includes("_norm.weight");
 }
 
@@ -64,11 +64,12 @@ export function mixtureTypes<T extends MixtureTensor>(tensors: readonly T[], sch
   });
 }
 
-function isQuantized(type: GgmlType): boolean {
-  return type !== GgmlType.F32 && type !== GgmlType.F16 && type !== GgmlType.BF16;
-}
-
-function useMoreBits(layer: number, layers: number): boolean {
+/**
+ * llama.cpp's use_more_bits (src/llama-quant.cpp): the first and last eighth of the layers and
+ * every third layer between them. mlx-lm's mixed recipes copy it (mlx_lm/convert.py), so the
+ * MLX writer uses this one too.
+ */
+export function useMoreBits(layer: number, layers: number): boolean {
   return layer < Math.trunc(layers / 8) || layer >= Math.trunc((7 * layers) / 8) || (layer - Math.trunc(layers / 8)) % 3 === 2;
 }
 
@@ -124,7 +125,7 @@ function mixtureType(
 }
 
 /** llama.cpp's tensor_type_fallback: rows that are not a whole number of blocks get a smaller-block type. */
-export function fallbackForRowLength(type: GgmlType, rowLength: number): GgmlType {
+function fallbackForRowLength(type: GgmlType, rowLength: number): GgmlType {
   if (rowLength % blockSize(type) === 0) return type;
   const smaller: Partial<Record<GgmlType, GgmlType>> = {
     [GgmlType.Q2_K]: GgmlType.Q4_0,

@@ -11,7 +11,7 @@ import type { GgmlType } from "./ggml-types.js";
 import { quantizedSize } from "./kernels.js";
 import type { QuantizeTask } from "./kernel-worker.js";
 
-export interface KernelPoolOptions {
+interface KernelPoolOptions {
   /** Worker threads (default: available parallelism). */
   readonly threads?: number;
 }

@@ -1,5 +1,5 @@
 import { UserError } from "../errors.js";
-import { GgmlType } from "./ggml-types.js";
+import { FileType, fileTypeName, GgmlType } from "./ggml-types.js";
 
 /**
  * Output schemes for `--scheme`: a single ggml type or one of llama.cpp's
@@ -12,28 +12,29 @@ export interface Scheme {
   readonly weightType: GgmlType;
 }
 
-const scheme = (name: string, fileType: number, weightType: GgmlType): Scheme => ({ name, fileType, weightType });
+/** A scheme is named after its file type, in lower case: "q4_k_m" for Q4_K_M. */
+const scheme = (fileType: FileType, weightType: GgmlType): Scheme => ({ name: fileTypeName(fileType).toLowerCase(), fileType, weightType });
 
 export const SCHEMES: readonly Scheme[] = [
-  scheme("f32", 0, GgmlType.F32),
-  scheme("f16", 1, GgmlType.F16),
-  scheme("bf16", 32, GgmlType.BF16),
-  scheme("q8_0", 7, GgmlType.Q8_0),
-  scheme("q4_0", 2, GgmlType.Q4_0),
-  scheme("q4_1", 3, GgmlType.Q4_1),
-  scheme("q5_0", 8, GgmlType.Q5_0),
-  scheme("q5_1", 9, GgmlType.Q5_1),
-  scheme("q2_k", 10, GgmlType.Q2_K),
-  scheme("q3_k_s", 11, GgmlType.Q3_K),
-  scheme("q3_k_m", 12, GgmlType.Q3_K),
-  scheme("q3_k_l", 13, GgmlType.Q3_K),
-  scheme("q4_k_s", 14, GgmlType.Q4_K),
-  scheme("q4_k_m", 15, GgmlType.Q4_K),
-  scheme("q5_k_s", 16, GgmlType.Q5_K),
-  scheme("q5_k_m", 17, GgmlType.Q5_K),
-  scheme("q6_k", 18, GgmlType.Q6_K),
-  scheme("tq1_0", 36, GgmlType.TQ1_0),
-  scheme("tq2_0", 37, GgmlType.TQ2_0),
+  scheme(FileType.F32, GgmlType.F32),
+  scheme(FileType.F16, GgmlType.F16),
+  scheme(FileType.BF16, GgmlType.BF16),
+  scheme(FileType.Q8_0, GgmlType.Q8_0),
+  scheme(FileType.Q4_0, GgmlType.Q4_0),
+  scheme(FileType.Q4_1, GgmlType.Q4_1),
+  scheme(FileType.Q5_0, GgmlType.Q5_0),
+  scheme(FileType.Q5_1, GgmlType.Q5_1),
+  scheme(FileType.Q2_K, GgmlType.Q2_K),
+  scheme(FileType.Q3_K_S, GgmlType.Q3_K),
+  scheme(FileType.Q3_K_M, GgmlType.Q3_K),
+  scheme(FileType.Q3_K_L, GgmlType.Q3_K),
+  scheme(FileType.Q4_K_S, GgmlType.Q4_K),
+  scheme(FileType.Q4_K_M, GgmlType.Q4_K),
+  scheme(FileType.Q5_K_S, GgmlType.Q5_K),
+  scheme(FileType.Q5_K_M, GgmlType.Q5_K),
+  scheme(FileType.Q6_K, GgmlType.Q6_K),
+  scheme(FileType.TQ1_0, GgmlType.TQ1_0),
+  scheme(FileType.TQ2_0, GgmlType.TQ2_0),
 ];
 
 /** `--bits` is shorthand for the scheme most users want at that size. */

@@ -3,21 +3,44 @@
  * TQ2_0 store exactly that (a trit per weight and an fp16 scale per 256), so a ternary
  * checkpoint converts without loss; anything else would be badly damaged.
  */
+import { roundHalfToEven } from "./float.js";
 
 /**
- * The tensor's scale s if every value is in {-s, 0, +s}; 0 for an all-zero tensor; undefined
- * otherwise. `previous` continues a check over a tensor read in chunks.
+ * Follows a tensor chunk by chunk: its scale s is the first nonzero magnitude seen (a
+ * non-finite one is no scale), and every later value must be 0 or ±s. The one check for
+ * every writer that stores ternary weights losslessly and for `inspect`.
  */
-export function ternaryScale(values: Float32Array, previous: number | undefined = 0): number | undefined {
-  if (previous === undefined) return undefined;
-  let scale = previous;
-  for (let i = 0; i < values.length; i++) {
-    const magnitude = Math.abs(values[i]!);
-    if (magnitude === 0) continue;
-    if (scale === 0) scale = magnitude;
-    else if (magnitude !== scale) return undefined;
+export class TernaryScan {
+  /** s so far; undefined while only zeros were seen. */
+  scale: number | undefined;
+  /** False from the first value that is neither 0 nor ±scale. */
+  ternary = true;
+  /** That value. */
+  offender: number | undefined;
+
+  /** Scans the next chunk; false once the tensor is known not to be ternary (later chunks are not looked at). */
+  check(values: Float32Array): boolean {
+    if (!this.ternary) return false;
+    let scale = this.scale;
+    for (let i = 0; i < values.length; i++) {
+      const value = values[i]!;
+      if (value === 0) continue;
+      const magnitude = Math.abs(value);
+      if (scale === undefined && Number.isFinite(magnitude)) scale = magnitude;
+      else if (magnitude !== scale) {
+        this.ternary = false;
+        this.offender = value;
+        break;
+      }
+    }
+    this.scale = scale;
+    return this.ternary;
   }
-  return scale;
+
+  /** The tensor's scale if it is ternary (0 for an all-zero tensor), else undefined. */
+  get exactScale(): number | undefined {
+    return this.ternary ? (this.scale ?? 0) : undefined;
+  }
 }
 
 /**
@@ -36,11 +59,4 @@ export function absmeanTernarise(values: Float32Array): Float32Array {
     out[i] = trit / inverse;
   }
   return out;
-}
-
-function roundHalfToEven(x: number): number {
-  const floor = Math.floor(x);
-  const fraction = x - floor;
-  if (fraction !== 0.5) return Math.round(x);
-  return floor % 2 === 0 ? floor : floor + 1;
 }

@@ -23,7 +23,6 @@ export class SafetensorsFile {
     readonly path: string,
     private readonly handle: FileHandle,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
-    readonly metadata: Readonly<Record<string, string>>,
   ) {}
 
   /** One of this file's float tensors as a source for conversion; other dtypes are refused by name. */
@@ -48,8 +47,7 @@ export class SafetensorsFile {
     });
     try {
       const { size } = await handle.stat();
-      const { tensors, metadata } = await readHeader(handle, size, path);
-      return new SafetensorsFile(path, handle, tensors, metadata);
+      return new SafetensorsFile(path, handle, await readHeader(handle, size, path));
     } catch (error) {
       await handle.close();
       throw error;
@@ -100,13 +98,9 @@ async function readHeader(handle: FileHandle, fileSize: number, file: string) {
   const dataStart = 8 + headerBytes.length;
   const dataLength = fileSize - dataStart;
   const tensors = new Map<string, TensorInfo>();
-  let metadata: Record<string, string> = {};
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
-    if (name === "__metadata__") {
-      metadata = (entry ?? {}) as Record<string, string>;
-      continue;
-    }
+    if (name === "__metadata__") continue; // free-form strings; nothing edgequant reads
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
     if (typeof dtype !== "string") fail("header entry has no dtype", name);
     if (!isSafetensorsDtype(dtype as string)) {
@@ -136,5 +130,5 @@ async function readHeader(handle: FileHandle, fileSize: number, file: string) {
       fail(`data overlaps tensor '${previous.name}'`, current.name);
     }
   }
-  return { tensors, metadata };
+  return tensors;
 }

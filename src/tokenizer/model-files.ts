@@ -22,7 +22,7 @@ export interface TokenizerJson {
   };
 }
 
-export interface AddedTokenJson {
+interface AddedTokenJson {
   readonly id: number;
   readonly content: string;
   readonly special?: boolean;

@@ -38,7 +38,7 @@ export function fingerprintOf(tokenizer: TokenizerJson, tokenizerConfig: JsonObj
   return { regexes, unsupported, ignoreMerges: tokenizer.model.ignore_merges === true, ...(typeof cleanSpaces === "boolean" ? { cleanSpaces } : {}) };
 }
 
-export interface PreTokenizerMatches {
+interface PreTokenizerMatches {
   /** Same split regexes and same ignore_merges: llama.cpp tokenizes exactly like tokenizer.json. */
   readonly exact: readonly string[];
   /** Same split regexes, other ignore_merges: words that are whole tokens may split differently. */

@@ -41,13 +41,13 @@ const NORMALIZER_DEFAULTS = defaultsOf("sentencepiece.NormalizerSpec") as Normal
 /** SentencePiece's own piece types (sentencepiece_model.proto), not GGUF's. */
 export type SentencePieceType = "NORMAL" | "UNKNOWN" | "CONTROL" | "USER_DEFINED" | "UNUSED" | "BYTE";
 
-export interface SentencePiece {
+interface SentencePiece {
   readonly piece: string;
   readonly score: number;
   readonly type: SentencePieceType;
 }
 
-export interface SentencePieceModel {
+interface SentencePieceModel {
   readonly pieces: readonly SentencePiece[];
   readonly modelType: "UNIGRAM" | "BPE" | "WORD" | "CHAR";
   readonly byteFallback: boolean;

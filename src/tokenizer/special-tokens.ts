@@ -12,7 +12,7 @@ type ConfigRole = SpecialTokenRole | "cls";
 const CONFIG_ROLES: readonly ConfigRole[] = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
 const ADDABLE_ROLES: ReadonlySet<string> = new Set<AddedSpecialRole>(["bos", "eos", "sep"]);
 
-export interface SpecialTokenSettings {
+interface SpecialTokenSettings {
   readonly specialTokenIds: Partial<Record<SpecialTokenRole, number>>;
   readonly addSpecialTokens: Partial<Record<AddedSpecialRole, boolean>>;
   readonly chatTemplate?: ChatTemplate;

@@ -16,7 +16,7 @@ import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
  * they are: what tokenizer.save_pretrained writes plus generation_config.json
  * (mlx_lm/utils.py save; onnxruntime-genai's builder copies the same).
  */
-export const COPIED_FILES = TOKENIZER_AND_GENERATION_FILES;
+const COPIED_FILES = TOKENIZER_AND_GENERATION_FILES;
 
 /** Extensions copied whatever the file's name (tiktoken vocabularies, extra chat templates). */
 const COPIED_EXTENSIONS = [".tiktoken", ".jinja"];

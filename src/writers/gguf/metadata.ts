@@ -4,10 +4,10 @@ import { GGUFValueType } from "@huggingface/gguf";
  * One GGUF key/value. The value type is explicit because GGUF distinguishes
  * u32 from i32 from f32, and llama.cpp rejects a key stored with the wrong one.
  */
-export type NumberValueType =
+type NumberValueType =
   | GGUFValueType.UINT8 | GGUFValueType.INT8 | GGUFValueType.UINT16 | GGUFValueType.INT16
   | GGUFValueType.UINT32 | GGUFValueType.INT32 | GGUFValueType.FLOAT32 | GGUFValueType.FLOAT64;
-export type BigIntValueType = GGUFValueType.UINT64 | GGUFValueType.INT64;
+type BigIntValueType = GGUFValueType.UINT64 | GGUFValueType.INT64;
 
 export type GgufValue =
   | { type: NumberValueType; value: number }

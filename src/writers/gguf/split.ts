@@ -1,4 +1,4 @@
-import { GGUFValueType } from "@huggingface/gguf";
+import { GGUFValueType, parseGgufShardFilename } from "@huggingface/gguf";
 import { UserError } from "../../errors.js";
 import { i32, type GgufMetadata, type GgufValue } from "./metadata.js";
 import { DEFAULT_ALIGNMENT } from "./writer.js";
@@ -52,6 +52,12 @@ export function splitPath(output: string, index: number, count: number): string 
   return `${prefix}-${String(index + 1).padStart(5, "0")}-of-${String(count).padStart(5, "0")}.gguf`;
 }
 
+/** A path in splitPath's form, read back with @huggingface/gguf's parser: the prefix, which split (from 0) and how many; undefined for any other name. */
+export function parseSplitPath(path: string): { readonly prefix: string; readonly index: number; readonly count: number } | undefined {
+  const parsed = parseGgufShardFilename(path);
+  return parsed ? { prefix: parsed.prefix, index: Number(parsed.shard) - 1, count: Number(parsed.total) } : undefined;
+}
+
 /** The first split carries the model's metadata; every split carries the split keys. */
 export function splitMetadata(metadata: GgufMetadata, index: number, count: number, totalTensors: number): GgufMetadata {
   const u16 = (value: number): GgufValue => ({ type: GGUFValueType.UINT16, value });
@@ -61,20 +67,4 @@ export function splitMetadata(metadata: GgufMetadata, index: number, count: numb
     ["split.count", u16(count)],
     ["split.tensors.count", i32(totalTensors)],
   ]);
-}
-
-/** `--split-max-size` values as gguf-split takes them: a whole number of M (10^6) or G (10^9) bytes. */
-export function parseSplitSize(text: string): number {
-  const match = /^(\d+)([MG])$/.exec(text.trim());
-  if (!match || Number(match[1]) <= 0) throw new UserError(`--split-max-size takes a positive whole number of M or G (as gguf-split does), e.g. 2G or 500M; got '${text}'`);
-  return Number(match[1]) * (match[2] === "G" ? 1e9 : 1e6);
-}
-
-/** `--part i/N`: which one of N splits to write, counting from 1. */
-export function parsePart(text: string): { index: number; count: number } {
-  const match = /^(\d+)\/(\d+)$/.exec(text.trim());
-  const index = Number(match?.[1]);
-  const count = Number(match?.[2]);
-  if (!match || count < 1 || index < 1 || index > count) throw new UserError(`--part takes i/N with 1 <= i <= N, e.g. 2/3; got '${text}'`);
-  return { index: index - 1, count };
 }

@@ -18,7 +18,7 @@ export interface GgufTensorPlan {
   readonly produce: () => AsyncIterable<Uint8Array>;
 }
 
-export interface GgufWriteOptions {
+interface GgufWriteOptions {
   /** Called after each tensor's bytes reach the file, e.g. for progress. */
   onTensorWritten?: (tensor: GgufTensorPlan, bytes: number) => void;
 }

@@ -18,6 +18,7 @@
  * biases come out as float32; the caller casts them to the weight dtype, as
  * MLX's `static_cast<T>(scale)` does.
  */
+import { roundHalfToEven } from "../../quant/float.js";
 
 /** Bit widths MLX's affine mode accepts (mlx/ops.cpp affine_quantize: 2..8 except 7). */
 export type MlxBits = 2 | 3 | 4 | 5 | 6 | 8;
@@ -29,12 +30,6 @@ export const MLX_GROUP_SIZES: readonly MlxGroupSize[] = [32, 64, 128];
 
 const fround = Math.fround;
 const EPS = fround(1e-7);
-
-/** C's rint in the default rounding mode: nearest integer, ties to even. */
-export function rint(x: number): number {
-  const nearest = Math.round(x); // ties toward +infinity
-  return nearest - x === 0.5 && nearest % 2 !== 0 ? nearest - 1 : nearest;
-}
 
 export interface AffineGroups {
   /** One quantized integer per input value, 0 .. 2^bits - 1. */
@@ -71,14 +66,14 @@ export function affineQuantize(values: Float32Array, groupSize: number, bits: Ml
     if (scale < EPS) scale = EPS; // std::max(scale, eps)
     if (!mask) scale = -scale;
     const edge = mask ? wMin : wMax;
-    const q0 = rint(fround(edge / scale));
+    const q0 = roundHalfToEven(fround(edge / scale));
     let bias = 0;
     if (q0 !== 0) {
       scale = fround(edge / q0);
       bias = edge;
     }
     for (let i = start; i < end; i++) {
-      let x = rint(fround(fround(values[i]! - bias) / scale));
+      let x = roundHalfToEven(fround(fround(values[i]! - bias) / scale));
       if (x < 0) x = 0; // std::max(x, 0.0f)
       if (nBins < x) x = nBins; // std::min(x, n_bins)
       if (x !== x) {
@@ -91,14 +86,4 @@ export function affineQuantize(values: Float32Array, groupSize: number, bits: Ml
     biases[g] = bias;
   }
   return nan;
-}
-
-/** scale * q + bias per value, in float32: what MLX's dequantize computes for float32 weights. */
-export function affineDequantize(q: ArrayLike<number>, scales: ArrayLike<number>, biases: ArrayLike<number>, groupSize: number): Float32Array {
-  const out = new Float32Array(q.length);
-  for (let i = 0; i < q.length; i++) {
-    const g = Math.floor(i / groupSize);
-    out[i] = fround(fround(scales[g]! * q[i]!) + biases[g]!);
-  }
-  return out;
 }

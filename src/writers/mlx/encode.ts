@@ -12,23 +12,22 @@ import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "../..
 import { affineQuantize, type AffineGroups, type MlxBits } from "./affine.js";
 import { packBits, packedWords } from "./pack.js";
 import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
-import { encodeLossyTernary, encodeTernary, TernaryScan } from "./ternary.js";
+import { TernaryScan } from "../../quant/ternary.js";
+import { encodeLossyTernary, encodeTernary } from "./ternary.js";
 
 /** Source values per chunk: 4 Mi values, 16 MiB as float32. */
 const CHUNK_VALUES = 1 << 22;
 
-export interface UnitResult {
+interface UnitResult {
   /** NaN / ±Inf in the source. */
   readonly nonFiniteInSource: number;
   /** Finite source values that the cast to a narrower float dtype turned into ±Inf. */
   readonly overflowed: number;
   /** Set when a ternary unit turned out not to be ternary and was ternarized lossily. */
   readonly lossyTernary?: { readonly firstOffender: number };
-  /** The per-tensor scale of an exactly ternary unit. */
-  readonly ternaryScale?: number;
 }
 
-export interface EncodeContext {
+interface EncodeContext {
   readonly handle: FileHandle;
   readonly offsets: ReadonlyMap<string, number>;
   readonly allowLossyTernary: boolean;
@@ -95,8 +94,7 @@ async function encodePass(unit: MlxUnit, context: EncodeContext, pass: Pass): Pr
       if (pass === "direct") {
         affineQuantize(values, groupSize, bits, buffers);
       } else if (pass === "exact-ternary") {
-        const offender = scan.check(values);
-        if (offender !== undefined) throw new NotTernary(offender, scan.scale);
+        if (!scan.check(values)) throw new NotTernary(scan.offender!, scan.scale);
         encodeTernary(values, scan.scale ?? 0, groupSize, buffers);
         if (scan.scale === undefined) buffers.biases.fill(0);
       } else {
@@ -113,7 +111,7 @@ async function encodePass(unit: MlxUnit, context: EncodeContext, pass: Pass): Pr
     }
     context.onChunk(count * sourceBytesPerValue);
   }
-  return pass === "exact-ternary" ? { nonFiniteInSource, overflowed, ternaryScale: scan.scale ?? 0 } : { nonFiniteInSource, overflowed };
+  return { nonFiniteInSource, overflowed };
 }
 
 function bytesPerValue(dtype: FloatDtype): number {

@@ -4,15 +4,13 @@
  * Mixed recipes follow mlx-lm's `mixed_quant_predicate_builder`
  * (mlx_lm/convert.py): recipe "L_H" quantizes with L bits except, at H bits,
  * the output layer and the value / down projections of the layers where
- * `use_more_bits` holds:
- *
- *   index < n // 8  or  index >= 7 * n // 8  or  (index - n // 8) % 3 == 2
- *
- * with n the number of decoder layers and `//` and `%` Python's floor division and
- * modulo.
+ * `use_more_bits` holds (llama.cpp's rule, ../../quant/mixtures.ts). Python's floor
+ * division and modulo there agree with C's truncating ones: the layer index is never
+ * negative, and `index - n // 8` is negative only where `index < n // 8` has already decided.
  */
 
 import type { TensorRole } from "../../arch/tensor-names.js";
+import { useMoreBits } from "../../quant/mixtures.js";
 import { MLX_GROUP_SIZES, type MlxBits, type MlxGroupSize } from "./affine.js";
 
 export type MixedRecipe = "2_6" | "3_4" | "3_6" | "4_6";
@@ -25,15 +23,6 @@ export const MIXED_RECIPES: Readonly<Record<MixedRecipe, { readonly low: MlxBits
 
 export function isMixedRecipe(value: unknown): value is MixedRecipe {
   return typeof value === "string" && Object.hasOwn(MIXED_RECIPES, value);
-}
-
-const floorDiv = (a: number, b: number) => Math.floor(a / b);
-const pythonMod = (a: number, b: number) => ((a % b) + b) % b;
-
-/** mlx-lm's use_more_bits for decoder layer `index` of `layers`. */
-export function useMoreBits(index: number, layers: number): boolean {
-  const eighth = floorDiv(layers, 8);
-  return index < eighth || index >= floorDiv(7 * layers, 8) || pythonMod(index - eighth, 3) === 2;
 }
 
 /**

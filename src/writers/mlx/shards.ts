@@ -21,13 +21,13 @@ import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
 /** mlx-lm's MAX_FILE_SIZE_GB = 5, shifted by 30: 5 GiB. */
 export const MLX_MAX_SHARD_BYTES = 5 * 2 ** 30;
 
-export interface PlannedShard {
+interface PlannedShard {
   readonly file: string;
   readonly units: readonly MlxUnit[];
   readonly bytes: number;
 }
 
-export function unitBytes(unit: MlxUnit): number {
+function unitBytes(unit: MlxUnit): number {
   return unit.outputs.reduce((sum, output) => sum + output.byteLength, 0);
 }
 
@@ -53,7 +53,7 @@ export function assignShards(units: readonly MlxUnit[], maxBytes: number): Plann
   }));
 }
 
-export interface ShardLayout {
+interface ShardLayout {
   /** 8-byte length, JSON header padded with spaces to a multiple of 8. */
   readonly prefix: Uint8Array;
   /** Absolute file offset of each output tensor's data. */

@@ -8,33 +8,8 @@
  * scale = -s/2 and bias = s, and -s falls off the 2-bit grid.
  */
 
-import { rint, type AffineGroups } from "./affine.js";
-
-/**
- * Follows a tensor chunk by chunk: the scale is the first nonzero magnitude
- * seen; every later value must be 0 or ±scale.
- */
-export class TernaryScan {
-  scale: number | undefined;
-
-  /** The first value that breaks ternarity, or undefined if the chunk is ternary. */
-  check(values: Float32Array): number | undefined {
-    let scale = this.scale;
-    for (let i = 0; i < values.length; i++) {
-      const v = values[i]!;
-      if (v === 0) continue;
-      const magnitude = Math.abs(v);
-      if (scale === undefined) {
-        if (!Number.isFinite(magnitude)) return v;
-        scale = magnitude;
-        this.scale = scale;
-      } else if (magnitude !== scale) {
-        return v;
-      }
-    }
-    return undefined;
-  }
-}
+import { roundHalfToEven } from "../../quant/float.js";
+import type { AffineGroups } from "./affine.js";
 
 /** Exact encoding of ternary values with one scale for the whole tensor. */
 export function encodeTernary(values: Float32Array, scale: number, groupSize: number, out: AffineGroups): void {
@@ -74,7 +49,7 @@ export function encodeLossyTernary(values: Float32Array, groupSize: number, roun
         q[i] = 1;
         continue;
       }
-      const t = rint(v / scale);
+      const t = roundHalfToEven(v / scale);
       q[i] = t > 0 ? 2 : t < 0 ? 0 : 1;
     }
     scales[g] = scale;

@@ -13,7 +13,6 @@ const SMALL_ALIGN = 64;
  */
 export class ExternalDataWriter {
   private position = 0;
-  private tensorCount = 0;
 
   constructor(
     private readonly handle: FileHandle,
@@ -23,10 +22,6 @@ export class ExternalDataWriter {
 
   get bytes(): number {
     return this.position;
-  }
-
-  get tensors(): number {
-    return this.tensorCount;
   }
 
   /** Writes one tensor from `chunks` (concatenated in order, `dims` x element size bytes in all). */
@@ -42,7 +37,6 @@ export class ExternalDataWriter {
     }
     if (written !== expected) throw new Error(`internal: tensor '${name}' produced ${written} bytes, ${expected} expected for shape [${dims.join(", ")}]`);
     this.position = offset + written;
-    this.tensorCount++;
     return externalTensor(name, elemType, dims, this.location, offset, written);
   }
 }

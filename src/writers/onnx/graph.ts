@@ -3,13 +3,13 @@ import { attribute, ElementType, inlineTensor, int64Bytes, valueInfo, type Attri
 export const MS_DOMAIN = "com.microsoft";
 
 /** Opset versions the graph is written for: ONNX 17 plus ONNX Runtime's contrib ops. */
-export const OPSETS = [
+const OPSETS = [
   { domain: "", version: 17 },
   { domain: MS_DOMAIN, version: 1 },
 ] as const;
 
 /** ONNX IR version 8 (ONNX 1.10+, every ONNX Runtime since 1.10 reads it). */
-export const IR_VERSION = 8;
+const IR_VERSION = 8;
 
 /**
  * Collects nodes, initializers and graph inputs/outputs. Node outputs get unique

@@ -27,12 +27,11 @@ export interface NBitsLayout {
 }
 
 export const kBlocks = (layout: NBitsLayout): number => Math.ceil(layout.k / layout.blockSize);
-export const blobSize = (layout: NBitsLayout): number => (layout.blockSize * layout.bits) / 8;
-export const rowBytes = (layout: NBitsLayout): number => kBlocks(layout) * blobSize(layout);
+const blobSize = (layout: NBitsLayout): number => (layout.blockSize * layout.bits) / 8;
 export const zeroPointRowBytes = (layout: NBitsLayout): number => Math.ceil((kBlocks(layout) * layout.bits) / 8);
 
 /** Quantized rows: B bytes and one scale per block (row-major), plus packed zero points if not the default. */
-export interface NBitsRows {
+interface NBitsRows {
   readonly data: Uint8Array;
   readonly scales: Float32Array;
   readonly zeroPoints?: Uint8Array;
@@ -166,7 +165,7 @@ function packCodes(codes: Uint8Array, bits: number, out: Uint8Array, offset: num
 }
 
 /** Zero points `value` for every block of `rows` rows, packed as MatMulNBits wants them. */
-export function packedZeroPoints(rows: number, layout: NBitsLayout, value: number): Uint8Array {
+function packedZeroPoints(rows: number, layout: NBitsLayout, value: number): Uint8Array {
   const perRow = zeroPointRowBytes(layout);
   const out = new Uint8Array(rows * perRow);
   const perByte = 8 / layout.bits;

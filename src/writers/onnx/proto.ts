@@ -8,12 +8,11 @@
 import onnxProto from "onnx-proto";
 
 const { onnx } = onnxProto;
-export { onnx };
 
 export type TensorProto = onnxProto.onnx.ITensorProto;
 export type NodeProto = onnxProto.onnx.INodeProto;
 export type ValueInfoProto = onnxProto.onnx.IValueInfoProto;
-export type AttributeProto = onnxProto.onnx.IAttributeProto;
+type AttributeProto = onnxProto.onnx.IAttributeProto;
 export type ModelProto = onnxProto.onnx.IModelProto;
 
 /** onnx.TensorProto.DataType values for the element types the decoder graph uses. */

@@ -8,14 +8,14 @@ import type { SourceTensor } from "../../readers/source-tensor.js";
 import { bytesOf, type ExternalDataWriter } from "./external-data.js";
 import { kBlocks, quantizeNBits, zeroPointRowBytes, type NBitsLayout, type NBitsMethod } from "./nbits.js";
 import { ElementType, type TensorProto } from "./proto.js";
-import { ternaryScale } from "../../quant/ternary.js";
+import { TernaryScan } from "../../quant/ternary.js";
 
 /** Source bytes per chunk. */
 const CHUNK_BYTES = 16 << 20;
 
 export type FloatStorage = "F32" | "F16";
 
-export const STORAGE_TYPE: Record<FloatStorage, ElementType> = { F32: ElementType.FLOAT, F16: ElementType.FLOAT16 };
+const STORAGE_TYPE: Record<FloatStorage, ElementType> = { F32: ElementType.FLOAT, F16: ElementType.FLOAT16 };
 
 /** Counts of value problems, turned into warnings by the converter. */
 export interface ValueStats {
@@ -29,7 +29,7 @@ function elementBytes(source: SourceTensor): number {
 }
 
 /** Whole rows of the tensor as float32, about CHUNK_BYTES of source at a time. */
-export async function* floatRows(source: SourceTensor, stats?: ValueStats): AsyncGenerator<{ firstRow: number; rows: number; values: Float32Array }> {
+async function* floatRows(source: SourceTensor, stats?: ValueStats): AsyncGenerator<{ firstRow: number; rows: number; values: Float32Array }> {
   const rowLength = source.shape.at(-1) ?? 1;
   const totalRows = source.shape.slice(0, -1).reduce((a, b) => a * b, 1);
   const rowBytes = rowLength * elementBytes(source);
@@ -89,7 +89,7 @@ export async function writeTransposed(writer: ExternalDataWriter, name: string, 
   return writer.write(name, STORAGE_TYPE[storage], [k, n], chunks());
 }
 
-export interface NBitsTensors {
+interface NBitsTensors {
   readonly b: TensorProto;
   readonly scales: TensorProto;
   readonly zeroPoints?: TensorProto;
@@ -131,15 +131,15 @@ export async function writeNBits(
 
 /** One pass over the tensor: its ternary scale if every value is in {-s, 0, +s}, else its mean |w|. */
 export async function ternaryStatistics(source: SourceTensor): Promise<{ exact: number | undefined; absMean: number }> {
-  let exact: number | undefined = 0;
+  const scan = new TernaryScan();
   let sum = 0;
   let count = 0;
   for await (const { values } of floatRows(source)) {
-    exact = ternaryScale(values, exact);
+    scan.check(values);
     for (let i = 0; i < values.length; i++) sum += Math.abs(values[i]!);
     count += values.length;
   }
-  return { exact, absMean: count === 0 ? 0 : sum / count };
+  return { exact: scan.exactScale, absMean: count === 0 ? 0 : sum / count };
 }
 
 async function* mapChunks<T>(input: AsyncIterable<T>, map: (item: T) => Uint8Array): AsyncGenerator<Uint8Array> {
