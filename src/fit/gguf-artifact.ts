@@ -66,20 +66,8 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
   const nVocab = num("vocab_size", Array.isArray(tokens) ? tokens.length : tensors.find((t) => t.name === "token_embd.weight")?.ne[1]);
   const nFfRaw = key("feed_forward_length");
   const nFf = Array.isArray(nFfRaw) ? nFfRaw.map(Number) : Array.from({ length: nLayer }, () => Number(nFfRaw ?? 0));
-  const window = num("attention.sliding_window", 0);
-  const pattern = key("attention.sliding_window_pattern");
+  const { slidingWindow, swaLayers } = slidingWindowLayers(arch, nLayer, num("attention.sliding_window", 0), key("attention.sliding_window_pattern"));
   const traits = llamaCppGraphTraits(arch);
-  let swaLayers: boolean[] = Array.from({ length: nLayer }, () => false);
-  let slidingWindow = 0;
-  if (Array.isArray(pattern)) {
-    swaLayers = pattern.map(Boolean);
-    slidingWindow = window;
-  } else if (traits.swaPeriod !== undefined && (window > 0 || traits.defaultWindow)) {
-    const period = typeof pattern === "number" || typeof pattern === "bigint" ? Number(pattern) : traits.swaPeriod;
-    slidingWindow = window > 0 ? window : traits.defaultWindow!;
-    swaLayers = swaLayers.map((_, il) => period === 0 || il % period < period - 1);
-  }
-  if (!swaLayers.some(Boolean)) slidingWindow = 0;
 
   const hparams: DecoderHparams = {
     architecture: arch,
@@ -124,4 +112,23 @@ function dominantType(tensors: readonly ArtifactTensor[]): string {
   const bytes = new Map<string, number>();
   for (const t of tensors) bytes.set(t.type, (bytes.get(t.type) ?? 0) + t.bytes);
   return [...bytes.entries()].sort((a, b) => b[1] - a[1])[0]?.[0]?.toUpperCase() ?? "unknown";
+}
+
+/**
+ * Which layers use sliding-window attention, and the window: from the GGUF's explicit
+ * per-layer pattern, else from the period llama.cpp applies for the architecture.
+ */
+function slidingWindowLayers(arch: string, nLayer: number, window: number, pattern: unknown): { slidingWindow: number; swaLayers: boolean[] } {
+  const traits = llamaCppGraphTraits(arch);
+  let swaLayers: boolean[] = Array.from({ length: nLayer }, () => false);
+  let slidingWindow = 0;
+  if (Array.isArray(pattern)) {
+    swaLayers = pattern.map(Boolean);
+    slidingWindow = window;
+  } else if (traits.swaPeriod !== undefined && (window > 0 || traits.defaultWindow)) {
+    const period = typeof pattern === "number" || typeof pattern === "bigint" ? Number(pattern) : traits.swaPeriod;
+    slidingWindow = window > 0 ? window : traits.defaultWindow!;
+    swaLayers = swaLayers.map((_, il) => period === 0 || il % period < period - 1);
+  }
+  return { slidingWindow: swaLayers.some(Boolean) ? slidingWindow : 0, swaLayers };
 }

@@ -2,7 +2,8 @@ import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { decoderMetadata } from "../arch/decoder-metadata.js";
-import { isBlockLinear, isIgnoredTensor, missingHfTensors, tensorNameMapper } from "../arch/tensor-names.js";
+import { isBlockLinear } from "../arch/tensor-names.js";
+import { mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -57,19 +58,10 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
   architecture.checkConfig?.(config);
   const hparams = config.decoderHparams();
   const features = architecture.features(config, hparams);
-  const mapName = tensorNameMapper(architecture);
   const ternary = ternaryLayout(checkpoint, architecture);
-
-  const candidates: Candidate[] = [];
-  const unmapped: string[] = [];
-  for (const tensor of checkpoint.tensors.values()) {
-    if (isIgnoredTensor(tensor.name)) continue;
-    if (ternary === "packed" && tensor.name.endsWith(".weight_scale")) continue; // read with its weight
-    const mapped = mapName(tensor.name);
-    if (!mapped) {
-      unmapped.push(tensor.name);
-      continue;
-    }
+  // A packed weight's scale is read with its weight.
+  const skip = (name: string) => ternary === "packed" && name.endsWith(".weight_scale");
+  const candidates: Candidate[] = mapCheckpointTensors(checkpoint, architecture, hparams.layers, { skip }).map(({ tensor, name: mapped }) => {
     const linear = isBlockLinear(mapped.role) && mapped.suffix === "weight";
     const source =
       linear && ternary === "packed"
@@ -78,20 +70,11 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
           ? absmeanTernarySource(tensor.file.sourceTensor(tensor))
           : tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
-    candidates.push({
-      name: mapped.gguf,
-      shape: source.shape,
-      origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads },
-    });
-  }
-  if (unmapped.length > 0) {
-    const shown = unmapped.slice(0, 5).join(", ") + (unmapped.length > 5 ? `, ... (${unmapped.length} in all)` : "");
-    throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${shown}`, { file: checkpoint.directory });
-  }
+    return { name: mapped.gguf, shape: source.shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
+  });
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
     candidates.push({ name: generated.gguf, shape: [generated.values.length], origin: { kind: "generated", values: generated.values } });
   }
-  checkExpectedTensors(checkpoint, architecture, hparams);
 
   const metadata: GgufMetadata = new Map([
     ["general.architecture", str(architecture.gguf)],
@@ -141,12 +124,4 @@ function assignTypes(candidates: Candidate[], scheme: Scheme, model: MixtureMode
   const ordered = [...candidates].sort((a, b) => llamaLoaderOrder(a.name, b.name));
   const types = mixtureTypes(ordered, scheme, model, keptType);
   return ordered.map((tensor, i) => ({ ...tensor, type: types[i]! }));
-}
-
-/** Every role the architecture requires, in every block; the output projection may be absent (tied embeddings). */
-function checkExpectedTensors(checkpoint: Checkpoint, architecture: Architecture, hparams: DecoderHparams) {
-  const missing = missingHfTensors(architecture, hparams.layers, (name) => checkpoint.tensors.has(name));
-  if (missing.length > 0) {
-    throw new UserError(`checkpoint is missing tensors: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: checkpoint.directory });
-  }
 }

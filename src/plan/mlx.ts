@@ -20,7 +20,8 @@
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
-import { hfTensorName, isBlockLinear, isIgnoredTensor, missingHfTensors, roleKind, tensorNameMapper, type TensorRole } from "../arch/tensor-names.js";
+import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/tensor-names.js";
+import { mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
@@ -114,29 +115,11 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
   const hparams = reader.decoderHparams();
   const castDtype = castDtypeOf(checkpoint.config);
-  const mapName = tensorNameMapper(architecture);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
-
-  const mapped: { source: SourceTensor; role: TensorRole; block: number | undefined; suffix: string }[] = [];
-  const unmapped: string[] = [];
-  for (const tensor of checkpoint.tensors.values()) {
-    if (isIgnoredTensor(tensor.name)) continue;
-    const name = mapName(tensor.name);
-    if (!name) {
-      unmapped.push(tensor.name);
-      continue;
-    }
-    mapped.push({ source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: name.suffix });
-  }
-  if (unmapped.length > 0) {
-    const shown = unmapped.slice(0, 5).join(", ") + (unmapped.length > 5 ? `, ... (${unmapped.length} in all)` : "");
-    throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${shown}`, { file: checkpoint.directory });
-  }
-  const missing = missingHfTensors(architecture, hparams.layers, (name) => checkpoint.tensors.has(name));
-  if (missing.length > 0) {
-    throw new UserError(`checkpoint is missing tensors mlx-lm needs: ${missing.slice(0, 5).join(", ")}${missing.length > 5 ? `, ... (${missing.length} in all)` : ""}`, { file: checkpoint.directory });
-  }
+  const mapped = mapCheckpointTensors(checkpoint, architecture, hparams.layers, { neededBy: "mlx-lm" }).map(({ tensor, name }) => ({
+    source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: name.suffix,
+  }));
 
   // Tied embeddings, decided as transformers reads config.json; the flag is written out explicitly
   // because mlx-lm's own defaults differ (llama and qwen2 default to tied, qwen3 requires the key).

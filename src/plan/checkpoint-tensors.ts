@@ -1,0 +1,35 @@
+import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
+import type { Architecture } from "../arch/types.js";
+import { UserError } from "../errors.js";
+import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
+
+export interface MappedTensor {
+  readonly tensor: CheckpointTensor;
+  readonly name: MappedName;
+}
+
+function listed(names: readonly string[]): string {
+  return names.slice(0, 5).join(", ") + (names.length > 5 ? `, ... (${names.length} in all)` : "");
+}
+
+/**
+ * Every checkpoint tensor with its role, as every format's planner starts: a tensor the
+ * architecture does not define, or a required one that is missing, is refused with the names.
+ * `skip` leaves out tensors a planner reads with another one (a packed weight's scale).
+ */
+export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Architecture, layers: number, options: { readonly neededBy?: string; readonly skip?: (name: string) => boolean } = {}): MappedTensor[] {
+  const mapName = tensorNameMapper(architecture);
+  const mapped: MappedTensor[] = [];
+  const unmapped: string[] = [];
+  for (const tensor of checkpoint.tensors.values()) {
+    if (isIgnoredTensor(tensor.name) || options.skip?.(tensor.name)) continue;
+    const name = mapName(tensor.name);
+    if (name) mapped.push({ tensor, name });
+    else unmapped.push(tensor.name);
+  }
+  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${listed(unmapped)}`, { file: checkpoint.directory });
+  // The output projection may be absent: the runtimes then reuse the token embedding (tied embeddings).
+  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name));
+  if (missing.length > 0) throw new UserError(`checkpoint is missing tensors${options.neededBy ? ` ${options.neededBy} needs` : ""}: ${listed(missing)}`, { file: checkpoint.directory });
+  return mapped;
+}
