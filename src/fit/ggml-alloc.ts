@@ -91,105 +91,128 @@ interface AllocationResult {
 
 /** Replays ggml_gallocr_reserve for `graph` on one buffer with the given alignment. */
 export function allocateGraph(graph: ComputeGraph, alignment: number, allocSize: (t: Tensor) => number = (t) => t.bytes): AllocationResult {
-  const allocator = new DynamicAllocator(alignment);
-  const hash = new Map<number, HashNode>();
-  const live = new Map<number, Tensor>();
-  let peak: { name: string; bytes: number }[] = [];
-  const get = (t: Tensor): HashNode => {
-    let node = hash.get(t.id);
+  const replay = new GraphAllocation(alignment, allocSize);
+  for (const leaf of graph.leafs) replay.allocate(leaf);
+  replay.countUses(graph);
+  for (const node of graph.nodes) {
+    for (const parent of node.src) if (parent) replay.allocate(parent);
+    replay.allocate(node);
+    for (const parent of node.src) if (parent) replay.release(parent);
+  }
+  return { bytes: replay.allocator.maxSize, peak: replay.peak };
+}
+
+/** ggml_gallocr's per-graph state: a hash node per tensor, the live tensors, the allocator. */
+class GraphAllocation {
+  readonly allocator: DynamicAllocator;
+  private readonly hash = new Map<number, HashNode>();
+  private readonly live = new Map<number, Tensor>();
+  /** The live tensors when the buffer last grew. */
+  peak: { name: string; bytes: number }[] = [];
+
+  constructor(
+    private readonly alignment: number,
+    private readonly allocSize: (t: Tensor) => number,
+  ) {
+    this.allocator = new DynamicAllocator(alignment);
+  }
+
+  private get(t: Tensor): HashNode {
+    let node = this.hash.get(t.id);
     if (!node) {
       node = { children: 0, views: 0, offset: 0, allocated: false };
-      hash.set(t.id, node);
+      this.hash.set(t.id, node);
     }
     return node;
-  };
-  const isAllocated = (t: Tensor) => t.external || get(t).allocated;
+  }
 
-  const freeExtraSpace = (node: Tensor, parent: Tensor) => {
-    const parentSize = alignUp(allocSize(parent), alignment);
-    const nodeSize = alignUp(allocSize(node), alignment);
-    if (parentSize > nodeSize) allocator.free(get(parent).offset + nodeSize, parentSize - nodeSize);
-  };
+  private isAllocated(t: Tensor): boolean {
+    return t.external || this.get(t).allocated;
+  }
 
-  const allocateNode = (node: Tensor) => {
-    const hn = get(node);
-    if (isAllocated(node) || node.isView) return;
-    hn.allocated = true;
-    if (canInplace(node.op)) {
-      for (const parent of node.src) {
-        if (!parent) continue;
-        if (!get(parent).allocated) continue; // external or not ours
-        if (parent.output || parent.viewSrc?.output) continue;
-        if (!sameLayout(node, parent)) continue;
-        const phn = get(parent);
-        if (phn.children === 1 && phn.views === 0) {
-          if (parent.isView) {
-            const viewSrc = parent.viewSrc!;
-            const vhn = get(viewSrc);
-            if (vhn.views === 1 && vhn.children === 0) {
-              hn.offset = phn.offset;
-              phn.allocated = false;
-              vhn.allocated = false;
-              live.delete(viewSrc.id);
-              live.set(node.id, node);
-              freeExtraSpace(node, viewSrc);
-              return;
-            }
-          } else {
-            hn.offset = phn.offset;
-            phn.allocated = false;
-            live.delete(parent.id);
-            live.set(node.id, node);
-            freeExtraSpace(node, parent);
-            return;
-          }
-        }
+  /** The first pass of ggml_gallocr_alloc_graph_impl: children and views of every tensor; explicit inputs get memory first. */
+  countUses(graph: ComputeGraph): void {
+    for (const node of graph.nodes) {
+      if (node.isView) this.get(node.viewSrc!).views += 1;
+      if (node.input) this.allocate(node);
+      for (const src of node.src) {
+        if (!src) continue;
+        this.get(src).children += 1;
+        if (src.input) this.allocate(src);
       }
-    }
-    const before = allocator.maxSize;
-    hn.offset = allocator.alloc(allocSize(node));
-    live.set(node.id, node);
-    if (allocator.maxSize > before) peak = [...live.values()].map((t) => ({ name: t.name, bytes: allocSize(t) }));
-  };
-
-  const freeNode = (node: Tensor) => {
-    if (node.output) return;
-    const hn = get(node);
-    allocator.free(hn.offset, allocSize(node));
-    hn.allocated = false;
-    live.delete(node.id);
-  };
-
-  for (const leaf of graph.leafs) allocateNode(leaf);
-
-  for (const node of graph.nodes) {
-    if (node.isView) get(node.viewSrc!).views += 1;
-    if (node.input) allocateNode(node);
-    for (const src of node.src) {
-      if (!src) continue;
-      get(src).children += 1;
-      if (src.input) allocateNode(src);
     }
   }
 
-  for (const node of graph.nodes) {
-    for (const parent of node.src) if (parent) allocateNode(parent);
-    allocateNode(node);
+  /** ggml_gallocr_allocate_node: reuse a parent's memory for an in-place op if it is free to take, else allocate. */
+  allocate(node: Tensor): void {
+    const hn = this.get(node);
+    if (this.isAllocated(node) || node.isView) return;
+    hn.allocated = true;
+    if (canInplace(node.op) && this.takeParent(node, hn)) return;
+    const before = this.allocator.maxSize;
+    hn.offset = this.allocator.alloc(this.allocSize(node));
+    this.live.set(node.id, node);
+    if (this.allocator.maxSize > before) this.peak = [...this.live.values()].map((t) => ({ name: t.name, bytes: this.allocSize(t) }));
+  }
+
+  /** The in-place case: a parent (or the tensor a parent views) that only this node uses hands over its memory. */
+  private takeParent(node: Tensor, hn: HashNode): boolean {
     for (const parent of node.src) {
       if (!parent) continue;
-      const phn = get(parent);
-      phn.children -= 1;
-      if (phn.children === 0 && phn.views === 0) {
-        if (parent.isView) {
-          const viewSrc = parent.viewSrc!;
-          const vhn = get(viewSrc);
-          vhn.views -= 1;
-          if (vhn.views === 0 && vhn.children === 0 && vhn.allocated) freeNode(viewSrc);
-        } else if (phn.allocated) {
-          freeNode(parent);
-        }
+      if (!this.get(parent).allocated) continue; // external or not ours
+      if (parent.output || parent.viewSrc?.output) continue;
+      if (!sameLayout(node, parent)) continue;
+      const phn = this.get(parent);
+      if (phn.children !== 1 || phn.views !== 0) continue;
+      if (parent.isView) {
+        const viewSrc = parent.viewSrc!;
+        const vhn = this.get(viewSrc);
+        if (vhn.views !== 1 || vhn.children !== 0) continue;
+        hn.offset = phn.offset;
+        phn.allocated = false;
+        vhn.allocated = false;
+        this.live.delete(viewSrc.id);
+        this.live.set(node.id, node);
+        this.freeExtraSpace(node, viewSrc);
+        return true;
       }
+      hn.offset = phn.offset;
+      phn.allocated = false;
+      this.live.delete(parent.id);
+      this.live.set(node.id, node);
+      this.freeExtraSpace(node, parent);
+      return true;
+    }
+    return false;
+  }
+
+  /** ggml_gallocr_free_extra_space: a node smaller than the parent it replaced gives the rest back. */
+  private freeExtraSpace(node: Tensor, parent: Tensor): void {
+    const parentSize = alignUp(this.allocSize(parent), this.alignment);
+    const nodeSize = alignUp(this.allocSize(node), this.alignment);
+    if (parentSize > nodeSize) this.allocator.free(this.get(parent).offset + nodeSize, parentSize - nodeSize);
+  }
+
+  /** A consumer of `parent` has run: free it (or, for a view, the tensor it views) after its last use. */
+  release(parent: Tensor): void {
+    const phn = this.get(parent);
+    phn.children -= 1;
+    if (phn.children !== 0 || phn.views !== 0) return;
+    if (parent.isView) {
+      const viewSrc = parent.viewSrc!;
+      const vhn = this.get(viewSrc);
+      vhn.views -= 1;
+      if (vhn.views === 0 && vhn.children === 0 && vhn.allocated) this.free(viewSrc);
+    } else if (phn.allocated) {
+      this.free(parent);
     }
   }
-  return { bytes: allocator.maxSize, peak };
+
+  private free(node: Tensor): void {
+    if (node.output) return;
+    const hn = this.get(node);
+    this.allocator.free(hn.offset, this.allocSize(node));
+    hn.allocated = false;
+    this.live.delete(node.id);
+  }
 }

@@ -59,279 +59,298 @@ interface GraphParams {
   readonly typeV: number;
 }
 
+/** The reserved graph of a decoder, in llama.cpp's node order (which decides how the allocator reuses memory). */
 export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): ComputeGraph {
-  const g = new GraphContext();
-  const gf = new ComputeGraph();
-  const T = params.nTokens;
-  const vTrans = !params.flashAttention;
-  const externals = new Map<string, Tensor>();
-  const weight = (name: string): Tensor | null => {
-    const hit = externals.get(name);
-    if (hit) return hit;
-    const info = shape.weights.get(name);
-    if (!info) return null;
-    const t = g.external(name, info.type, info.ne);
-    externals.set(name, t);
-    return t;
-  };
-  const required = (name: string): Tensor => {
-    const t = weight(name);
-    if (!t) throw new Error(`the model has no tensor '${name}'`);
-    return t;
-  };
-  const linear = (w: Tensor, x: Tensor, scaleName: string): Tensor => {
-    const y = g.mulMat(w, x);
-    const s = weight(scaleName);
-    return s ? g.mul(y, s) : y;
-  };
-  const norm = (x: Tensor, weightName: string): Tensor => {
-    const w = weight(weightName);
-    const n = g.rmsNorm(x);
-    return w ? g.mul(n, w) : n;
-  };
-
-  // build_inp_embd: token ids, plus the vector-embedding input ggml_build_forward_select keeps in the graph
-  const tokens = g.input("inp_tokens", GgmlType.I32, [T]);
-  const vectors = g.input("inp_embd", GgmlType.F32, [shape.nEmbd, T]);
-  let inpL = g.getRows(required("token_embd.weight"), tokens);
-  inpL.name = "embd";
-  gf.expand(inpL);
-  gf.expand(vectors);
-  if (shape.embeddingScale) inpL = g.scale(inpL);
-  gf.expand(inpL);
-
-  const positions = g.input("inp_pos", GgmlType.I32, [T]);
-
-  // attention inputs: one set for the full cache, one for the sliding-window cache
-  const hasSwa = shape.swaLayers.some(Boolean);
-  const hasBase = shape.swaLayers.some((swa) => !swa);
-  const nEmbdVGqaMax = Math.max(...shape.nHeadKv.map((h) => h * shape.headDimV));
-  const attnInputs = (kvSize: number, tag: string) => ({
-    kIdxs: g.input(`attn_inp_k_idxs${tag}`, GgmlType.I64, [T]),
-    vIdxs: g.input(`attn_inp_v_idxs${tag}`, GgmlType.I64, [vTrans ? T * nEmbdVGqaMax : T]),
-    mask: g.input(`attn_inp_kq_mask${tag}`, params.flashAttention ? GgmlType.F16 : GgmlType.F32, [kvSize, T, 1, 1]),
-    kvSize,
-  });
-  const base = hasBase ? attnInputs(params.kvSize, "") : null;
-  const swa = hasSwa ? attnInputs(params.kvSizeSwa, "_swa") : null;
-  const rot = (quantized: boolean, headDim: number, isK: boolean) => {
-    if (!quantized || headDim % 64 !== 0) return null;
-    let nrot = 64;
-    if (isK) {
-      do nrot *= 2;
-      while (headDim % nrot === 0);
-      nrot /= 2;
-    }
-    return g.input(isK ? "attn_inp_k_rot" : "attn_inp_v_rot", GgmlType.F32, [nrot, nrot]);
-  };
-  const kRot = rot(isQuantized(params.typeK), shape.headDimK, true);
-  const vRot = rot(isQuantized(params.typeV), shape.headDimV, false);
-  const hadamard = (cur: Tensor, r: Tensor): Tensor => {
-    const n = r.ne[0];
-    const elements = cur.ne.reduce((a, b) => a * b, 1);
-    let res = isContiguous(cur) ? g.reshape(cur, [n, elements / n]) : g.cont(cur, [n, elements / n]);
-    res = g.mulMat(r, res);
-    return g.reshape(res, cur.ne);
-  };
-
-  const outIds = g.input("out_ids", GgmlType.I32, [params.nOutputs]);
-
-  const replay: Replay = { g, gf, shape, params, T, vTrans, weight, required, linear, norm, hadamard, positions, kRot, vRot, hasSwa, nEmbdVGqaMax };
-
-  for (let il = 0; il < shape.nLayer; il++) {
-    const p = `blk.${il}`;
-    const nHead = shape.nHead[il]!;
-    const nHeadKv = shape.nHeadKv[il]!;
-    const isSwa = shape.swaLayers[il] ?? false;
-    const inp = (isSwa ? swa : base)!;
-    let inpSA = inpL;
-    let cur = norm(inpL, `${p}.attn_norm.weight`);
-
-    const { Q, K, V } = buildQkv(replay, p, cur, nHead, nHeadKv);
-    cur = buildKvAttention(replay, il, Q, K, V, nHeadKv, inp);
-
-    if (il === shape.nLayer - 1) {
-      cur = g.getRows(cur, outIds);
-      inpSA = g.getRows(inpSA, outIds);
-    }
-    if (weight(`${p}.post_attention_norm.weight`)) cur = norm(cur, `${p}.post_attention_norm.weight`);
-    if (shape.residualScale) cur = g.scale(cur);
-    const ffnInp = g.add(cur, inpSA);
-
-    cur = buildFfn(replay, p, ffnInp);
-    cur = g.add(cur, ffnInp);
-    inpL = cur;
-  }
-
-  let cur = norm(inpL, "output_norm.weight");
-  cur.name = "result_norm";
-  cur.output = true;
-  cur = g.mulMat(weight("output.weight") ?? required("token_embd.weight"), cur);
-  if (shape.logitScale) cur = g.scale(cur);
-  cur.name = "result_output";
-  cur.output = true;
-  gf.expand(cur);
-  return gf;
+  const b = new DecoderGraph(shape, params);
+  let inpL = b.inputEmbeddings();
+  const inputs = b.layerInputs();
+  for (let il = 0; il < shape.nLayer; il++) inpL = b.layer(il, inpL, inputs);
+  b.output(inpL);
+  return b.gf;
 }
 
-/** What every step of the graph replay shares: the graph, the model's shape, and its weights by name. */
-interface Replay {
-  readonly g: GraphContext;
-  readonly gf: ComputeGraph;
-  readonly shape: DecoderShape;
-  readonly params: GraphParams;
-  readonly T: number;
-  readonly vTrans: boolean;
-  readonly weight: (name: string) => Tensor | null;
-  readonly required: (name: string) => Tensor;
-  readonly linear: (w: Tensor, x: Tensor, scaleName: string) => Tensor;
-  readonly norm: (x: Tensor, weightName: string) => Tensor;
-  readonly hadamard: (cur: Tensor, r: Tensor) => Tensor;
-  readonly positions: Tensor;
-  readonly kRot: Tensor | null;
-  readonly vRot: Tensor | null;
-  readonly hasSwa: boolean;
-  readonly nEmbdVGqaMax: number;
-}
-
-interface AttentionInputs {
+/** build_attn_inp_kv's inputs for one cache (the full one, or the sliding-window one). */
+interface CacheInputs {
   readonly kIdxs: Tensor;
   readonly vIdxs: Tensor;
   readonly mask: Tensor;
   readonly kvSize: number;
 }
 
-/** llama.cpp's build_qkv, then q/k norms and RoPE. */
-function buildQkv(replay: Replay, p: string, cur: Tensor, nHead: number, nHeadKv: number): { Q: Tensor; K: Tensor; V: Tensor } {
-  const { g, shape, T, weight, required, linear, norm, positions } = replay;
-  // build_qkv
-  let Q: Tensor;
-  let K: Tensor;
-  let V: Tensor;
-  const wqkv = weight(`${p}.attn_qkv.weight`);
-  if (wqkv) {
-    let qkv = linear(wqkv, cur, `${p}.attn_qkv.scale`);
-    const bias = weight(`${p}.attn_qkv.bias`);
-    if (bias) qkv = g.add(qkv, bias);
-    const rs = (n: number) => rowSize(qkv.type, n);
-    Q = g.view(qkv, [shape.headDimK, nHead, T], [rs(shape.headDimK), qkv.nb[1]]);
-    K = g.view(qkv, [shape.headDimK, nHeadKv, T], [rs(shape.headDimK), qkv.nb[1]]);
-    V = g.view(qkv, [shape.headDimV, nHeadKv, T], [rs(shape.headDimV), qkv.nb[1]]);
-  } else {
-    const project = (name: string, heads: number, headDim: number) => {
-      let y = linear(required(`${p}.${name}.weight`), cur, `${p}.${name}.scale`);
-      const bias = weight(`${p}.${name}.bias`);
-      if (bias) y = g.add(y, bias);
-      return g.reshape(y, [headDim, heads, T]);
-    };
-    Q = project("attn_q", nHead, shape.headDimK);
-    K = project("attn_k", nHeadKv, shape.headDimK);
-    V = project("attn_v", nHeadKv, shape.headDimV);
-  }
-  if (weight(`${p}.attn_q_norm.weight`)) Q = norm(Q, `${p}.attn_q_norm.weight`);
-  if (weight(`${p}.attn_k_norm.weight`)) K = norm(K, `${p}.attn_k_norm.weight`);
-  const ropeFactors = weight("rope_freqs.weight");
-  Q = g.rope(Q, positions, ropeFactors);
-  K = g.rope(K, positions, ropeFactors);
-
-  return { Q, K, V };
+/** The inputs every layer reads, made once before the first layer as llama.cpp makes them. */
+interface LayerInputs {
+  readonly positions: Tensor;
+  readonly base: CacheInputs | null;
+  readonly swa: CacheInputs | null;
+  /** Hadamard rotations for quantized K and V (llama_mul_mat_hadamard), when the head size allows. */
+  readonly kRot: Tensor | null;
+  readonly vRot: Tensor | null;
+  readonly outIds: Tensor;
 }
 
-/** llama.cpp's build_attn with a KV cache (and build_attn_mha), through the output projection. */
-function buildKvAttention(replay: Replay, il: number, Q: Tensor, K: Tensor, V: Tensor, nHeadKv: number, inp: AttentionInputs): Tensor {
-  const { g, gf, shape, params, T, vTrans, weight, linear, norm, hadamard, kRot, vRot, hasSwa, nEmbdVGqaMax } = replay;
-  const p = `blk.${il}`;
-  let cur: Tensor;
-  if (kRot) {
-    Q = hadamard(Q, kRot);
-    K = hadamard(K, kRot);
-  }
-  if (vRot) V = hadamard(V, vRot);
-  gf.expand(Q);
-  if (hasSwa) {
-    gf.expand(K);
-    gf.expand(V);
-  } else {
-    gf.expand(V);
-    gf.expand(K);
-  }
-  const nEmbdKGqa = shape.headDimK * nHeadKv;
-  const nEmbdVGqa = shape.headDimV * nHeadKv;
-  const cacheVWidth = vTrans ? nEmbdVGqaMax : nEmbdVGqa;
-  const cacheK = g.external(`cache_k_l${il}`, params.typeK, [nEmbdKGqa, inp.kvSize, 1]);
-  const cacheV = g.external(`cache_v_l${il}`, params.typeV, [cacheVWidth, inp.kvSize, 1]);
-  gf.expand(g.setRows(cacheK, g.view(K, [nEmbdKGqa, T], [K.nb[2]]), inp.kIdxs));
-  if (!vTrans) {
-    gf.expand(g.setRows(cacheV, g.view(V, [nEmbdVGqa, T], [V.nb[2]]), inp.vIdxs));
-  } else {
-    let v2 = rowSize(V.type, nEmbdVGqa) === V.nb[2] ? g.reshape(V, [nEmbdVGqa, T]) : g.cont(V, [nEmbdVGqa, T]);
-    if (nEmbdVGqa < cacheVWidth) v2 = g.cont(v2, [cacheVWidth, T]); // ggml_pad
-    const vView = g.reshape(cacheV, [1, cacheVWidth * inp.kvSize]);
-    gf.expand(g.setRows(vView, g.reshape(v2, [1, v2.ne[0] * v2.ne[1]]), inp.vIdxs));
-  }
-  const k = g.view(cacheK, [shape.headDimK, nHeadKv, inp.kvSize, 1], [
-    rowSize(params.typeK, shape.headDimK),
-    rowSize(params.typeK, nEmbdKGqa),
-    rowSize(params.typeK, nEmbdKGqa * inp.kvSize),
-  ]);
-  const v = vTrans
-    ? g.view(cacheV, [inp.kvSize, nHeadKv, shape.headDimV, 1], [
-        rowSize(params.typeV, inp.kvSize * shape.headDimV),
-        rowSize(params.typeV, inp.kvSize),
-        rowSize(params.typeV, inp.kvSize * cacheVWidth),
-      ])
-    : g.view(cacheV, [shape.headDimV, nHeadKv, inp.kvSize, 1], [
-        rowSize(params.typeV, shape.headDimV),
-        rowSize(params.typeV, nEmbdVGqa),
-        rowSize(params.typeV, nEmbdVGqa * inp.kvSize),
-      ]);
+class DecoderGraph {
+  readonly g = new GraphContext();
+  readonly gf = new ComputeGraph();
+  private readonly externals = new Map<string, Tensor>();
+  /** Tokens in the micro-batch. */
+  private readonly T: number;
+  /** V is stored transposed when flash attention is off. */
+  private readonly vTrans: boolean;
+  /** Widest V row of any layer: the transposed V cache is this wide in every layer. */
+  private readonly nEmbdVGqaMax: number;
+  private readonly hasSwa: boolean;
 
-  // build_attn_mha
-  const q4 = g.view(Q, [Q.ne[0], Q.ne[1], Q.ne[2], 1], [Q.nb[1], Q.nb[2], Q.nb[3]]);
-  const qp = g.permute(q4, [0, 2, 1, 3]);
-  const kp = g.permute(k, [0, 2, 1, 3]);
-  const vp = g.permute(v, [0, 2, 1, 3]);
-  if (params.flashAttention) {
-    const fa = g.flashAttn(qp, kp, vp, inp.mask);
-    cur = g.reshape(fa, [fa.ne[0] * fa.ne[1], fa.ne[2] * fa.ne[3]]);
-  } else {
+  constructor(
+    private readonly shape: DecoderShape,
+    private readonly params: GraphParams,
+  ) {
+    this.T = params.nTokens;
+    this.vTrans = !params.flashAttention;
+    this.nEmbdVGqaMax = Math.max(...shape.nHeadKv.map((h) => h * shape.headDimV));
+    this.hasSwa = shape.swaLayers.some(Boolean);
+  }
+
+  /** A weight by GGUF name (made external on first use), or null when the model has none. */
+  private weight(name: string): Tensor | null {
+    const hit = this.externals.get(name);
+    if (hit) return hit;
+    const info = this.shape.weights.get(name);
+    if (!info) return null;
+    const t = this.g.external(name, info.type, info.ne);
+    this.externals.set(name, t);
+    return t;
+  }
+
+  private required(name: string): Tensor {
+    const t = this.weight(name);
+    if (!t) throw new Error(`the model has no tensor '${name}'`);
+    return t;
+  }
+
+  private linear(w: Tensor, x: Tensor, scaleName: string): Tensor {
+    const y = this.g.mulMat(w, x);
+    const s = this.weight(scaleName);
+    return s ? this.g.mul(y, s) : y;
+  }
+
+  private norm(x: Tensor, weightName: string): Tensor {
+    const w = this.weight(weightName);
+    const n = this.g.rmsNorm(x);
+    return w ? this.g.mul(n, w) : n;
+  }
+
+  /** `norm` when the model has the norm's weight, else `x` unchanged. */
+  private optionalNorm(x: Tensor, weightName: string): Tensor {
+    return this.weight(weightName) ? this.norm(x, weightName) : x;
+  }
+
+  private hadamard(cur: Tensor, r: Tensor): Tensor {
+    const { g } = this;
+    const n = r.ne[0];
+    const elements = cur.ne.reduce((a, b) => a * b, 1);
+    const res = isContiguous(cur) ? g.reshape(cur, [n, elements / n]) : g.cont(cur, [n, elements / n]);
+    return g.reshape(g.mulMat(r, res), cur.ne);
+  }
+
+  /** build_inp_embd: token ids, plus the vector-embedding input ggml_build_forward_select keeps in the graph. */
+  inputEmbeddings(): Tensor {
+    const { g, gf, shape, T } = this;
+    const tokens = g.input("inp_tokens", GgmlType.I32, [T]);
+    const vectors = g.input("inp_embd", GgmlType.F32, [shape.nEmbd, T]);
+    let inpL = g.getRows(this.required("token_embd.weight"), tokens);
+    inpL.name = "embd";
+    gf.expand(inpL);
+    gf.expand(vectors);
+    if (shape.embeddingScale) inpL = g.scale(inpL);
+    gf.expand(inpL);
+    return inpL;
+  }
+
+  /** Positions, one set of attention inputs per cache, the K/V rotations and the output ids. */
+  layerInputs(): LayerInputs {
+    const { g, shape, params, T } = this;
+    const positions = g.input("inp_pos", GgmlType.I32, [T]);
+    const cacheInputs = (kvSize: number, tag: string): CacheInputs => ({
+      kIdxs: g.input(`attn_inp_k_idxs${tag}`, GgmlType.I64, [T]),
+      vIdxs: g.input(`attn_inp_v_idxs${tag}`, GgmlType.I64, [this.vTrans ? T * this.nEmbdVGqaMax : T]),
+      mask: g.input(`attn_inp_kq_mask${tag}`, params.flashAttention ? GgmlType.F16 : GgmlType.F32, [kvSize, T, 1, 1]),
+      kvSize,
+    });
+    const base = shape.swaLayers.some((swa) => !swa) ? cacheInputs(params.kvSize, "") : null;
+    const swa = this.hasSwa ? cacheInputs(params.kvSizeSwa, "_swa") : null;
+    const rot = (quantized: boolean, headDim: number, isK: boolean) => {
+      if (!quantized || headDim % 64 !== 0) return null;
+      let nrot = 64;
+      if (isK) {
+        do nrot *= 2;
+        while (headDim % nrot === 0);
+        nrot /= 2;
+      }
+      return g.input(isK ? "attn_inp_k_rot" : "attn_inp_v_rot", GgmlType.F32, [nrot, nrot]);
+    };
+    const kRot = rot(isQuantized(params.typeK), shape.headDimK, true);
+    const vRot = rot(isQuantized(params.typeV), shape.headDimV, false);
+    const outIds = g.input("out_ids", GgmlType.I32, [params.nOutputs]);
+    return { positions, base, swa, kRot, vRot, outIds };
+  }
+
+  /** One decoder block: attention and feed-forward, each with its residual; the last block keeps only the output rows. */
+  layer(il: number, inpL: Tensor, inputs: LayerInputs): Tensor {
+    const { g, shape } = this;
+    const p = `blk.${il}`;
+    let inpSA = inpL;
+    let cur = this.attention(il, this.norm(inpL, `${p}.attn_norm.weight`), inputs);
+    if (il === shape.nLayer - 1) {
+      cur = g.getRows(cur, inputs.outIds);
+      inpSA = g.getRows(inpSA, inputs.outIds);
+    }
+    cur = this.optionalNorm(cur, `${p}.post_attention_norm.weight`);
+    if (shape.residualScale) cur = g.scale(cur);
+    const ffnInp = g.add(cur, inpSA);
+    cur = this.feedForward(p, this.norm(ffnInp, `${p}.ffn_norm.weight`));
+    cur = this.optionalNorm(cur, `${p}.post_ffw_norm.weight`);
+    if (shape.residualScale) cur = g.scale(cur);
+    return g.add(cur, ffnInp);
+  }
+
+  /** build_qkv, then build_attn: store K and V in the cache, attend over the whole cache, project the result. */
+  private attention(il: number, cur: Tensor, inputs: LayerInputs): Tensor {
+    const { g, gf } = this;
+    const p = `blk.${il}`;
+    const cache = ((this.shape.swaLayers[il] ?? false) ? inputs.swa : inputs.base)!;
+    let { Q, K, V } = this.qkv(il, cur);
+    const ropeFactors = this.weight("rope_freqs.weight");
+    Q = g.rope(Q, inputs.positions, ropeFactors);
+    K = g.rope(K, inputs.positions, ropeFactors);
+    if (inputs.kRot) {
+      Q = this.hadamard(Q, inputs.kRot);
+      K = this.hadamard(K, inputs.kRot);
+    }
+    if (inputs.vRot) V = this.hadamard(V, inputs.vRot);
+    gf.expand(Q);
+    if (this.hasSwa) {
+      gf.expand(K);
+      gf.expand(V);
+    } else {
+      gf.expand(V);
+      gf.expand(K);
+    }
+    const { k, v } = this.storeKv(il, K, V, cache);
+    let out = this.attentionHeads(il, Q, k, v, cache.mask);
+    gf.expand(out);
+    if (inputs.vRot) out = this.hadamard(out, inputs.vRot);
+    out = this.optionalNorm(out, `${p}.attn_sub_norm.weight`);
+    const wo = this.weight(`${p}.attn_output.weight`);
+    if (wo) out = this.linear(wo, out, `${p}.attn_output.scale`);
+    const woBias = this.weight(`${p}.attn_output.bias`);
+    return woBias ? g.add(out, woBias) : out;
+  }
+
+  /** build_qkv: one fused projection viewed three ways, or three projections; then the Q and K norms if any. */
+  private qkv(il: number, cur: Tensor): { Q: Tensor; K: Tensor; V: Tensor } {
+    const { g, shape, T } = this;
+    const p = `blk.${il}`;
+    const nHead = shape.nHead[il]!;
+    const nHeadKv = shape.nHeadKv[il]!;
+    let Q: Tensor;
+    let K: Tensor;
+    let V: Tensor;
+    const wqkv = this.weight(`${p}.attn_qkv.weight`);
+    if (wqkv) {
+      let qkv = this.linear(wqkv, cur, `${p}.attn_qkv.scale`);
+      const bias = this.weight(`${p}.attn_qkv.bias`);
+      if (bias) qkv = g.add(qkv, bias);
+      const rs = (n: number) => rowSize(qkv.type, n);
+      Q = g.view(qkv, [shape.headDimK, nHead, T], [rs(shape.headDimK), qkv.nb[1]]);
+      K = g.view(qkv, [shape.headDimK, nHeadKv, T], [rs(shape.headDimK), qkv.nb[1]]);
+      V = g.view(qkv, [shape.headDimV, nHeadKv, T], [rs(shape.headDimV), qkv.nb[1]]);
+    } else {
+      const project = (name: string, heads: number, headDim: number) => {
+        let y = this.linear(this.required(`${p}.${name}.weight`), cur, `${p}.${name}.scale`);
+        const bias = this.weight(`${p}.${name}.bias`);
+        if (bias) y = g.add(y, bias);
+        return g.reshape(y, [headDim, heads, T]);
+      };
+      Q = project("attn_q", nHead, shape.headDimK);
+      K = project("attn_k", nHeadKv, shape.headDimK);
+      V = project("attn_v", nHeadKv, shape.headDimV);
+    }
+    return { Q: this.optionalNorm(Q, `${p}.attn_q_norm.weight`), K: this.optionalNorm(K, `${p}.attn_k_norm.weight`), V };
+  }
+
+  /** cpy_k / cpy_v into layer il's cache (set_rows), and the get_k / get_v views attention reads. */
+  private storeKv(il: number, K: Tensor, V: Tensor, cache: CacheInputs): { k: Tensor; v: Tensor } {
+    const { g, gf, shape, params, T, vTrans } = this;
+    const nHeadKv = shape.nHeadKv[il]!;
+    const nEmbdKGqa = shape.headDimK * nHeadKv;
+    const nEmbdVGqa = shape.headDimV * nHeadKv;
+    const cacheVWidth = vTrans ? this.nEmbdVGqaMax : nEmbdVGqa;
+    const cacheK = g.external(`cache_k_l${il}`, params.typeK, [nEmbdKGqa, cache.kvSize, 1]);
+    const cacheV = g.external(`cache_v_l${il}`, params.typeV, [cacheVWidth, cache.kvSize, 1]);
+    gf.expand(g.setRows(cacheK, g.view(K, [nEmbdKGqa, T], [K.nb[2]]), cache.kIdxs));
+    if (!vTrans) {
+      gf.expand(g.setRows(cacheV, g.view(V, [nEmbdVGqa, T], [V.nb[2]]), cache.vIdxs));
+    } else {
+      let v2 = rowSize(V.type, nEmbdVGqa) === V.nb[2] ? g.reshape(V, [nEmbdVGqa, T]) : g.cont(V, [nEmbdVGqa, T]);
+      if (nEmbdVGqa < cacheVWidth) v2 = g.cont(v2, [cacheVWidth, T]); // ggml_pad
+      const vView = g.reshape(cacheV, [1, cacheVWidth * cache.kvSize]);
+      gf.expand(g.setRows(vView, g.reshape(v2, [1, v2.ne[0] * v2.ne[1]]), cache.vIdxs));
+    }
+    const typeK = params.typeK;
+    const typeV = params.typeV;
+    const k = g.view(cacheK, [shape.headDimK, nHeadKv, cache.kvSize, 1], [rowSize(typeK, shape.headDimK), rowSize(typeK, nEmbdKGqa), rowSize(typeK, nEmbdKGqa * cache.kvSize)]);
+    const v = vTrans
+      ? g.view(cacheV, [cache.kvSize, nHeadKv, shape.headDimV, 1], [rowSize(typeV, cache.kvSize * shape.headDimV), rowSize(typeV, cache.kvSize), rowSize(typeV, cache.kvSize * cacheVWidth)])
+      : g.view(cacheV, [shape.headDimV, nHeadKv, cache.kvSize, 1], [rowSize(typeV, shape.headDimV), rowSize(typeV, nEmbdVGqa), rowSize(typeV, nEmbdVGqa * cache.kvSize)]);
+    return { k, v };
+  }
+
+  /** build_attn_mha: flash_attn_ext, or kq = k·q -> (softcap) -> soft_max_ext -> v·kq, as one row per token. */
+  private attentionHeads(il: number, Q: Tensor, k: Tensor, v: Tensor, mask: Tensor): Tensor {
+    const { g } = this;
+    const q4 = g.view(Q, [Q.ne[0], Q.ne[1], Q.ne[2], 1], [Q.nb[1], Q.nb[2], Q.nb[3]]);
+    const qp = g.permute(q4, [0, 2, 1, 3]);
+    const kp = g.permute(k, [0, 2, 1, 3]);
+    const vp = g.permute(v, [0, 2, 1, 3]);
+    if (this.params.flashAttention) {
+      const fa = g.flashAttn(qp, kp, vp, mask);
+      return g.reshape(fa, [fa.ne[0] * fa.ne[1], fa.ne[2] * fa.ne[3]]);
+    }
     let kq = g.mulMat(kp, qp);
     kq.name = `kq-${il}`;
-    if (shape.attnSoftcap) kq = g.scale(g.unary(g.scale(kq)));
-    kq = g.softMax(kq, inp.mask);
-    const kqv = g.mulMat(vp, kq);
-    const permuted = g.permute(kqv, [0, 2, 1, 3]);
-    cur = g.cont(permuted, [permuted.ne[0] * permuted.ne[1], permuted.ne[2] * permuted.ne[3]]);
+    if (this.shape.attnSoftcap) kq = g.scale(g.unary(g.scale(kq)));
+    kq = g.softMax(kq, mask);
+    const permuted = g.permute(g.mulMat(vp, kq), [0, 2, 1, 3]);
+    return g.cont(permuted, [permuted.ne[0] * permuted.ne[1], permuted.ne[2] * permuted.ne[3]]);
   }
-  gf.expand(cur);
-  if (vRot) cur = hadamard(cur, vRot);
-  if (weight(`${p}.attn_sub_norm.weight`)) cur = norm(cur, `${p}.attn_sub_norm.weight`);
-  const wo = weight(`${p}.attn_output.weight`);
-  if (wo) cur = linear(wo, cur, `${p}.attn_output.scale`);
-  const woBias = weight(`${p}.attn_output.bias`);
-  if (woBias) cur = g.add(cur, woBias);
 
-  return cur;
-}
-
-/** llama.cpp's build_ffn: gated or plain up projection, optional sub-norm, down projection. */
-function buildFfn(replay: Replay, p: string, ffnInp: Tensor): Tensor {
-  const { g, shape, weight, required, linear, norm } = replay;
-  let cur = norm(ffnInp, `${p}.ffn_norm.weight`);
-  const up = weight(`${p}.ffn_up.weight`);
-  const gate = weight(`${p}.ffn_gate.weight`);
-  if (up && gate) {
-    const tmp = linear(up, cur, `${p}.ffn_up.scale`);
-    const gated = linear(gate, cur, `${p}.ffn_gate.scale`);
-    cur = g.gluSplit(gated, tmp);
-  } else if (up) {
-    cur = g.unary(linear(up, cur, `${p}.ffn_up.scale`));
+  /** build_ffn: gated (SiLU/GELU via GLU) or plain up projection, the optional sub-norm, then down. */
+  private feedForward(p: string, cur: Tensor): Tensor {
+    const { g } = this;
+    const up = this.weight(`${p}.ffn_up.weight`);
+    const gate = this.weight(`${p}.ffn_gate.weight`);
+    if (up && gate) {
+      const tmp = this.linear(up, cur, `${p}.ffn_up.scale`);
+      cur = g.gluSplit(this.linear(gate, cur, `${p}.ffn_gate.scale`), tmp);
+    } else if (up) {
+      cur = g.unary(this.linear(up, cur, `${p}.ffn_up.scale`));
+    }
+    cur = this.optionalNorm(cur, `${p}.ffn_sub_norm.weight`);
+    cur = this.linear(this.required(`${p}.ffn_down.weight`), cur, `${p}.ffn_down.scale`);
+    const downBias = this.weight(`${p}.ffn_down.bias`);
+    return downBias ? g.add(cur, downBias) : cur;
   }
-  if (weight(`${p}.ffn_sub_norm.weight`)) cur = norm(cur, `${p}.ffn_sub_norm.weight`);
-  cur = linear(required(`${p}.ffn_down.weight`), cur, `${p}.ffn_down.scale`);
-  const downBias = weight(`${p}.ffn_down.bias`);
-  if (downBias) cur = g.add(cur, downBias);
-  if (weight(`${p}.post_ffw_norm.weight`)) cur = norm(cur, `${p}.post_ffw_norm.weight`);
-  if (shape.residualScale) cur = g.scale(cur);
-  return cur;
+
+  /** The output norm (an output: result_norm) and the logits (result_output). */
+  output(inpL: Tensor): void {
+    const { g, gf, shape } = this;
+    let cur = this.norm(inpL, "output_norm.weight");
+    cur.name = "result_norm";
+    cur.output = true;
+    cur = g.mulMat(this.weight("output.weight") ?? this.required("token_embd.weight"), cur);
+    if (shape.logitScale) cur = g.scale(cur);
+    cur.name = "result_output";
+    cur.output = true;
+    gf.expand(cur);
+  }
 }

@@ -17,7 +17,8 @@ import { resolveSource, type ResolveSourceOptions } from "../readers/hub.js";
 import { FIT_STEP, type FitStep } from "./fit.js";
 import { artifactEntry, describeFiles, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
 import { kindOf } from "./outputs.js";
-import { closest, loadRecipe, RecipeError, type FitRequest, type Recipe, type RecipeOutput } from "./recipe.js";
+import { loadRecipe, RecipeError, type FitRequest, type Recipe, type RecipeOutput } from "./recipe.js";
+import { closest } from "./recipe-schema.js";
 
 export interface RunOptions {
   /** The recipe file. */

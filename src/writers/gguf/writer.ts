@@ -1,6 +1,6 @@
-import type { FileHandle } from "node:fs/promises";
 import { ggmlTypeName, tensorBytes, type GgmlType } from "../../quant/ggml-types.js";
 import { writeAtomically } from "../atomic-file.js";
+import { writeFully } from "../write-fully.js";
 import { HeaderEncoder } from "./encode.js";
 import type { GgufMetadata } from "./metadata.js";
 
@@ -38,17 +38,17 @@ export async function writeGguf(
   const alignment = alignmentOf(metadata);
   const { header, sizes } = encodeHeader(metadata, tensors, alignment);
   return writeAtomically(path, async (handle) => {
-    let position = await writeAll(handle, header, 0);
+    let position = await writeFully(handle, header, 0);
     for (const [i, tensor] of tensors.entries()) {
       let written = 0;
       for await (const chunk of tensor.produce()) {
-        position = await writeAll(handle, chunk, position);
+        position = await writeFully(handle, chunk, position);
         written += chunk.byteLength;
       }
       if (written !== sizes[i]) {
         throw new Error(`internal: tensor '${tensor.name}' produced ${written} bytes, its ${ggmlTypeName(tensor.type)} header says ${sizes[i]}`);
       }
-      position = await writeAll(handle, new Uint8Array(padding(position, alignment)), position);
+      position = await writeFully(handle, new Uint8Array(padding(position, alignment)), position);
       options.onTensorWritten?.(tensor, written);
     }
     return { bytes: position };
@@ -93,14 +93,4 @@ function encodeHeader(metadata: GgufMetadata, tensors: readonly GgufTensorPlan[]
 
 function padding(position: number, alignment: number): number {
   return (alignment - (position % alignment)) % alignment;
-}
-
-/** Node's write is capped at 2 GiB per call and may write less than asked. */
-async function writeAll(handle: FileHandle, data: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < data.byteLength) {
-    const { bytesWritten } = await handle.write(data, done, Math.min(data.byteLength - done, 1 << 30), position + done);
-    done += bytesWritten;
-  }
-  return position + done;
 }

@@ -10,6 +10,7 @@ import { UserError } from "../../errors.js";
 import type { FloatDtype } from "../../readers/dtypes.js";
 import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "../../quant/float.js";
 import { affineQuantize, type AffineGroups, type MlxBits } from "./affine.js";
+import { writeFully } from "../write-fully.js";
 import { packBits, packedWords } from "./pack.js";
 import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
 import { TernaryScan } from "../../quant/ternary.js";
@@ -125,9 +126,5 @@ function roundTo(dtype: FloatDtype): (x: number) => number {
 async function writeAt(context: EncodeContext, output: string, offsetInTensor: number, bytes: Uint8Array): Promise<void> {
   const start = context.offsets.get(output);
   if (start === undefined) throw new Error(`no place planned for ${output}`);
-  let written = 0;
-  while (written < bytes.byteLength) {
-    const { bytesWritten } = await context.handle.write(bytes, written, bytes.byteLength - written, start + offsetInTensor + written);
-    written += bytesWritten;
-  }
+  await writeFully(context.handle, bytes, start + offsetInTensor);
 }

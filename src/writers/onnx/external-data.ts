@@ -1,4 +1,5 @@
 import type { FileHandle } from "node:fs/promises";
+import { writeFully } from "../write-fully.js";
 import { ELEMENT_BYTES, externalTensor, type ElementType, type TensorProto } from "./proto.js";
 
 /** Offsets of large tensors are page-aligned so that ONNX Runtime can memory-map them. */
@@ -38,14 +39,6 @@ export class ExternalDataWriter {
     if (written !== expected) throw new Error(`internal: tensor '${name}' produced ${written} bytes, ${expected} expected for shape [${dims.join(", ")}]`);
     this.position = offset + written;
     return externalTensor(name, elemType, dims, this.location, offset, written);
-  }
-}
-
-async function writeFully(handle: FileHandle, bytes: Uint8Array, position: number): Promise<void> {
-  let done = 0;
-  while (done < bytes.byteLength) {
-    const { bytesWritten } = await handle.write(bytes, done, bytes.byteLength - done, position + done);
-    done += bytesWritten;
   }
 }
 
