@@ -92,6 +92,32 @@ function kvBytesRead(artifact: Artifact, context: number, bytesPerRow: (layer: n
   return bytes;
 }
 
+/**
+ * The estimate of a runtime that keeps everything in one process allocation (ONNX Runtime, MLX):
+ * the files' weights plus the KV cache, compute and overhead, no separate output buffer.
+ */
+function hostEstimate(
+  artifact: Artifact,
+  parts: { readonly allocatedContext: number; readonly kvCache: number; readonly compute: number; readonly overhead: number; readonly kvBytesPerToken: number },
+  pools: (total: number) => PoolUse[],
+  breakdown: Readonly<Record<string, number>>,
+): MemoryEstimate {
+  const { allocatedContext, kvCache, compute, overhead } = parts;
+  const total = artifact.weightBytes + kvCache + compute + overhead;
+  return {
+    allocatedContext,
+    weights: artifact.weightBytes,
+    kvCache,
+    compute,
+    output: 0,
+    overhead,
+    total,
+    pools: pools(total),
+    breakdown,
+    bytesPerToken: weightsReadPerToken(artifact) + parts.kvBytesPerToken,
+  };
+}
+
 /** Whether ./llama-graph.ts can rebuild this model's graph (a dense decoder with the usual tensors). */
 function graphModelled(artifact: Artifact): boolean {
   const names = new Set(artifact.tensors.map((t) => t.name));
@@ -220,21 +246,13 @@ function onnxRuntimeModel(artifact: Artifact, runtime: Runtime, device: Device, 
       const scores = nHead * T * T * 4;
       const mlp = 3 * T * nFf * 4;
       const hidden = 4 * T * h.nEmbd * 4;
-      const compute = logits + Math.max(scores, mlp) + hidden;
       const overhead = runtime.overhead.host;
-      const total = artifact.weightBytes + kv + compute + overhead;
-      return {
-        allocatedContext: context,
-        weights: artifact.weightBytes,
-        kvCache: kv,
-        compute,
-        output: 0,
-        overhead,
-        total,
-        pools: [{ pool: "ram", used: total, budget: device.memory.available, basis: RAM_BASIS(device) }],
-        breakdown: { initializers: artifact.weightBytes, kvPast: kv / 2, kvPresent: kv / 2, logits, attentionScores: scores, mlpActivations: mlp, hiddenStates: hidden, runtimeHost: overhead },
-        bytesPerToken: weightsReadPerToken(artifact) + kvPerToken * context,
-      };
+      return hostEstimate(
+        artifact,
+        { allocatedContext: context, kvCache: kv, compute: logits + Math.max(scores, mlp) + hidden, overhead, kvBytesPerToken: kvPerToken * context },
+        (total) => [{ pool: "ram", used: total, budget: device.memory.available, basis: RAM_BASIS(device) }],
+        { initializers: artifact.weightBytes, kvPast: kv / 2, kvPresent: kv / 2, logits, attentionScores: scores, mlpActivations: mlp, hiddenStates: hidden, runtimeHost: overhead },
+      );
     },
   };
   return { model };
@@ -274,19 +292,12 @@ function mlxModel(artifact: Artifact, runtime: Runtime, device: Device, config: 
       const scores = fusedAttention ? 0 : Math.max(...h.nHead) * T * context * 4;
       const compute = activations + scores + h.nVocab * 4;
       const overhead = runtime.overhead.host;
-      const total = artifact.weightBytes + kv + compute + overhead;
-      return {
-        allocatedContext: cells,
-        weights: artifact.weightBytes,
-        kvCache: kv,
-        compute,
-        output: 0,
-        overhead,
-        total,
-        pools: unifiedPools(device, total, artifact.weightBytes + kv + compute),
-        breakdown: { safetensors: artifact.weightBytes, kvCache: kv, activations, attentionScores: scores, runtimeHost: overhead },
-        bytesPerToken: weightsReadPerToken(artifact) + kvPerToken * context,
-      };
+      return hostEstimate(
+        artifact,
+        { allocatedContext: cells, kvCache: kv, compute, overhead, kvBytesPerToken: kvPerToken * context },
+        (total) => unifiedPools(device, total, artifact.weightBytes + kv + compute),
+        { safetensors: artifact.weightBytes, kvCache: kv, activations, attentionScores: scores, runtimeHost: overhead },
+      );
     },
   };
   return { model };
