@@ -4,6 +4,7 @@ import { convertToGguf, type GgufConversionOptions } from "../convert/gguf.js";
 import { convertToMlx } from "../convert/mlx.js";
 import { convertToOnnx, type OnnxConversionOptions, type OnnxLayout } from "../convert/onnx.js";
 import { UserError } from "../errors.js";
+import { checkFormatOptions, OUTPUT_FORMAT_INFO, OUTPUT_FORMATS, type FormatOption, type OutputFormat } from "../convert/formats.js";
 import { resolveSource } from "../readers/hub.js";
 import { BITS_SHORTHANDS, SCHEMES, resolveScheme } from "../quant/schemes.js";
 import { ACCURACY_LEVELS, ONNX_BITS, parseAccuracyLevel, parseByteSize, parseOnnxBits, parseOnnxGroupSize, parsePart, parseThreads } from "../options.js";
@@ -14,7 +15,7 @@ import { defaultMlxOutput, mlxSummary, parseMlxFlags, type ParsedMlxFlags } from
 import { formatBytes, ProgressBar } from "../progress.js";
 
 interface ConvertFlags {
-  to: "gguf" | "onnx" | "mlx";
+  to: OutputFormat;
   bits?: string;
   scheme?: string;
   output?: string;
@@ -43,7 +44,9 @@ export function convertCommand(): Command {
   return new Command("convert")
     .description("convert a safetensors checkpoint (folder or file) into a model for an edge runtime")
     .argument("<source>", "model folder (config.json + *.safetensors + tokenizer files), hf:org/name[@revision] (Hugging Face cache, HF_TOKEN), a .safetensors file, or (for --to gguf) an F32/F16/BF16 .gguf")
-    .addOption(new Option("--to <format>", "output format: gguf (llama.cpp), onnx (onnxruntime, transformers.js), mlx (mlx-lm, MLX Swift)").choices(["gguf", "onnx", "mlx"]).makeOptionMandatory())
+    .addOption(
+      new Option("--to <format>", `output format: ${OUTPUT_FORMATS.map((f) => `${f} (${OUTPUT_FORMAT_INFO[f].runtimes})`).join(", ")}`).choices(OUTPUT_FORMATS).makeOptionMandatory(),
+    )
     .option(
       "--bits <bits>",
       `bits per weight. GGUF: short form of --scheme (${[...BITS_SHORTHANDS].map(([bits, scheme]) => `${bits} -> ${scheme}`).join(", ")}); ` +
@@ -93,18 +96,19 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
     });
 }
 
-function onlyFor(format: string, flags: ConvertFlags, names: (keyof ConvertFlags)[]) {
-  const given = names.filter((name) => flags[name] !== undefined);
-  if (given.length > 0) throw new UserError(`${given.map((name) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`).join(", ")} can only be used with --to ${format}`);
+const FORMAT_OPTIONS: readonly FormatOption[] = ["scheme", "splitMaxSize", "part", "threads", "groupSize", "layout", "accuracyLevel", "mixed"];
+
+/** Flags of other formats are refused, by the format registry's list of whose they are. */
+function checkOwnOptions(format: OutputFormat, flags: ConvertFlags): void {
+  const given = FORMAT_OPTIONS.filter((option) => flags[option] !== undefined);
+  checkFormatOptions(format, given, (option) => `--${option.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
 /** A conversion whose flags have been checked, waiting for its source. */
 type Conversion = (source: string) => Promise<Summary>;
 
 function toGguf(flags: ConvertFlags): Conversion {
-  onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
-  onlyFor("onnx or mlx", flags, ["groupSize"]);
-  onlyFor("mlx", flags, ["mixed"]);
+  checkOwnOptions("gguf", flags);
   const scheme = resolveScheme({ scheme: flags.scheme, bits: flags.bits });
   const threads = flags.threads === undefined ? {} : { threads: parseThreads(flags.threads) };
   const split = splitOption(flags);
@@ -138,8 +142,7 @@ async function writeGguf(source: string, flags: ConvertFlags, options: Pick<Gguf
 
 function toOnnx(flags: ConvertFlags): Conversion {
   if (flags.scheme !== undefined) throw new UserError(`--scheme names GGUF types; for --to onnx use --bits ${ONNX_BITS.join(", ")}`);
-  onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
-  onlyFor("mlx", flags, ["mixed"]);
+  checkOwnOptions("onnx", flags);
   const options = {
     bits: parseOnnxBits(flags.bits ?? "16"),
     ...(flags.layout ? { layout: flags.layout } : {}),
@@ -169,8 +172,7 @@ async function writeOnnx(source: string, flags: ConvertFlags, options: Pick<Onnx
 
 function toMlx(flags: ConvertFlags): Conversion {
   if (flags.scheme !== undefined) throw new UserError("--scheme names GGUF types; for --to mlx use --bits (and --group-size, --mixed)");
-  onlyFor("gguf", flags, ["splitMaxSize", "part", "threads"]);
-  onlyFor("onnx", flags, ["layout", "accuracyLevel"]);
+  checkOwnOptions("mlx", flags);
   const parsed = parseMlxFlags(flags);
   return (source) => writeMlx(source, flags, parsed);
 }

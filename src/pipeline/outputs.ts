@@ -4,13 +4,11 @@
  * new entry here plus its block in formats/recipe.schema.json. Writers other
  * than GGUF load when a recipe asks for them.
  */
-import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { convertToGguf } from "../convert/gguf.js";
 import type { ConfigReader } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
-import { UserError } from "../errors.js";
-import { isOnnxFolder } from "../writers/onnx/layout.js";
+import { OUTPUT_FORMAT_INFO } from "../convert/formats.js";
 import { resolveScheme } from "../quant/schemes.js";
 import { parseByteSize } from "../options.js";
 import type { ArtifactFormat } from "./manifest.js";
@@ -53,11 +51,9 @@ const ONNX_SCHEMES: Record<string, string> = { "32": "fp32", "16": "fp16", "8": 
 
 const gguf: OutputKind<GgufOutput> = {
   format: "gguf",
-  layout: "file",
+  layout: OUTPUT_FORMAT_INFO.gguf.layout,
   describe: (o) => `gguf ${o.scheme}${o.splitMaxSize ? ` (splits of ${o.splitMaxSize})` : ""}`,
-  checkDestination(destination) {
-    if (existsSync(destination) && statSync(destination).isDirectory()) throw new UserError("a folder is in the way of the GGUF file; remove it or choose another path", { file: destination });
-  },
+  checkDestination: OUTPUT_FORMAT_INFO.gguf.checkDestination,
   checkSource(architecture, config) {
     architecture.checkConfig?.(config);
   },
@@ -83,11 +79,9 @@ const gguf: OutputKind<GgufOutput> = {
 
 const onnx: OutputKind<OnnxOutput> = {
   format: "onnx",
-  layout: "folder",
+  layout: OUTPUT_FORMAT_INFO.onnx.layout,
   describe: (o) => `onnx ${ONNX_SCHEMES[String(o.bits)]} ${o.layout}${o.groupSize ? ` g${o.groupSize}` : ""}`,
-  checkDestination(destination) {
-    checkFolder(destination, "an ONNX model", isOnnxFolder);
-  },
+  checkDestination: OUTPUT_FORMAT_INFO.onnx.checkDestination,
   async build(output, context) {
     const { convertToOnnx } = await import("../convert/onnx.js");
     const report = await convertToOnnx({
@@ -112,11 +106,9 @@ const onnx: OutputKind<OnnxOutput> = {
 
 const mlx: OutputKind<MlxOutput> = {
   format: "mlx",
-  layout: "folder",
+  layout: OUTPUT_FORMAT_INFO.mlx.layout,
   describe: (o) => `mlx ${o.mixed ?? (o.bits === 1.58 ? "1.58bit" : `${o.bits}bit`)}${o.groupSize ? ` g${o.groupSize}` : ""}`,
-  checkDestination(destination) {
-    checkFolder(destination, "a model", (entries) => entries.includes("config.json"));
-  },
+  checkDestination: OUTPUT_FORMAT_INFO.mlx.checkDestination,
   async build(output, context) {
     const { convertToMlx } = await import("../convert/mlx.js");
     const report = await convertToMlx({
@@ -148,9 +140,3 @@ export function kindOf<O extends RecipeOutput>(output: O): OutputKind<O> {
 }
 
 /** A folder output may replace a folder holding the same kind of model, nothing else. */
-function checkFolder(destination: string, what: string, isModel: (entries: string[]) => boolean): void {
-  if (!existsSync(destination)) return;
-  if (!statSync(destination).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way; remove it or choose another path", { file: destination });
-  const entries = readdirSync(destination);
-  if (entries.length > 0 && !isModel(entries)) throw new UserError(`the folder exists and does not hold ${what}; edgequant will not replace it: remove it or choose another path`, { file: destination });
-}

@@ -3,7 +3,7 @@ import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { decoderMetadata } from "../arch/decoder-metadata.js";
 import { isBlockLinear } from "../arch/tensor-names.js";
-import { mapCheckpointTensors } from "./checkpoint-tensors.js";
+import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -61,7 +61,7 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
   const ternary = ternaryLayout(checkpoint, architecture);
   // A packed weight's scale is read with its weight.
   const skip = (name: string) => ternary === "packed" && name.endsWith(".weight_scale");
-  const candidates: Candidate[] = mapCheckpointTensors(checkpoint, architecture, hparams.layers, { skip }).map(({ tensor, name: mapped }) => {
+  const candidates: Candidate[] = mapCheckpointTensors(checkpoint, architecture, skip).map(({ tensor, name: mapped }) => {
     const linear = isBlockLinear(mapped.role) && mapped.suffix === "weight";
     const source =
       linear && ternary === "packed"
@@ -72,6 +72,7 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
     return { name: mapped.gguf, shape: source.shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
   });
+  checkRequiredTensors(checkpoint, architecture, hparams.layers);
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
     candidates.push({ name: generated.gguf, shape: [generated.values.length], origin: { kind: "generated", values: generated.values } });
   }

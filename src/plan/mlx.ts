@@ -21,7 +21,7 @@
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/tensor-names.js";
-import { mapCheckpointTensors } from "./checkpoint-tensors.js";
+import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
@@ -117,9 +117,10 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
-  const mapped = mapCheckpointTensors(checkpoint, architecture, hparams.layers, { neededBy: "mlx-lm" }).map(({ tensor, name }) => ({
+  const mapped = mapCheckpointTensors(checkpoint, architecture).map(({ tensor, name }) => ({
     source: tensor.file.sourceTensor(tensor), role: name.role, block: name.block, suffix: name.suffix,
   }));
+  checkRequiredTensors(checkpoint, architecture, hparams.layers, "mlx-lm");
 
   // Tied embeddings, decided as transformers reads config.json; the flag is written out explicitly
   // because mlx-lm's own defaults differ (llama and qwen2 default to tied, qwen3 requires the key).
