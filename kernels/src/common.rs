@@ -7,7 +7,7 @@
 //! * every conversion reproduces what the x86-64 build of ggml actually does, including the
 //!   cases C leaves undefined (out-of-range float to int gives INT_MIN, as cvttss2si does).
 
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub const QK: usize = 32;
 pub const QK_K: usize = 256;

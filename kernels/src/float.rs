@@ -1,7 +1,7 @@
 //! F32 -> F16 / BF16 rows (and back), with ggml's software conversions vectorised lane by lane.
 
 use crate::common::*;
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub fn f32_to_f16(x: &[f32], y: &mut [u16]) {
     let n8 = x.len() / 8 * 8;

@@ -8,7 +8,7 @@
 //! per element or per scale and is done plainly or across consecutive elements.
 
 use crate::common::*;
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub const Q2_K_BYTES: usize = 84;
 pub const Q3_K_BYTES: usize = 110;

@@ -11,7 +11,7 @@
 //! one to one, including x86's INT_MIN for out-of-range float-to-int casts.
 
 use crate::common::*;
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub const Q4_0_BYTES: usize = 18;
 pub const Q4_1_BYTES: usize = 20;

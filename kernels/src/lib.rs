@@ -5,26 +5,31 @@
 //! The module has no allocator: the host grows the exported memory and places its buffers
 //! above `eq_heap_base()`. Kernels keep their scratch on the stack.
 
-#![no_std]
+// The host build exists for `cargo test`, which needs std for its harness.
+#![cfg_attr(not(test), no_std)]
 
 mod common;
 mod float;
 mod kquants;
 mod legacy;
+mod simd;
 mod ternary;
 
 use core::slice;
 
+#[cfg(all(target_arch = "wasm32", not(test)))]
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
     core::arch::wasm32::unreachable()
 }
 
+#[cfg(target_arch = "wasm32")]
 extern "C" {
     static __heap_base: u8;
 }
 
 /// First byte of linear memory the host may use for buffers.
+#[cfg(target_arch = "wasm32")]
 #[no_mangle]
 pub extern "C" fn eq_heap_base() -> usize {
     unsafe { &__heap_base as *const u8 as usize }

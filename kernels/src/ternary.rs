@@ -6,7 +6,7 @@
 //! overflows take the scalar path, which mirrors ggml's use of lroundf and uint8 arithmetic.
 
 use crate::common::*;
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub const TQ1_0_BYTES: usize = 54;
 pub const TQ2_0_BYTES: usize = 66;
