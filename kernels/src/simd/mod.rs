@@ -11,6 +11,8 @@
 
 #[cfg(not(target_arch = "wasm32"))]
 mod portable;
+#[cfg(not(target_arch = "wasm32"))]
+mod soft_float;
 
 #[cfg(not(target_arch = "wasm32"))]
 use portable as imp;
