@@ -18,6 +18,8 @@ mod kquants;
 mod legacy;
 mod simd;
 mod ternary;
+#[cfg(test)]
+mod tests;
 
 use blocks::*;
 use core::slice;
@@ -58,7 +60,7 @@ fn dequantize_bytes<B: GgmlBlock>(x: &[u8], y: &mut [f32]) {
 }
 
 macro_rules! kernel_table {
-    ($($block:ty),*) => {
+    ($($block:ident),*) => {
         static KERNELS: &[Kernel] = &[$(Kernel {
             ty: <$block as GgmlBlock>::TYPE,
             block: <$block as GgmlBlock>::BLCK,
