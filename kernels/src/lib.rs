@@ -109,3 +109,27 @@ pub unsafe extern "C" fn eq_dequantize(ty: u32, src: *const u8, dst: *mut f32, n
         _ => usize::MAX,
     }
 }
+
+/// Elements per block of type `ty` (ggml's blck_size), 0 if the module has no kernel for it.
+#[no_mangle]
+pub extern "C" fn eq_block_size(ty: u32) -> usize {
+    kernel(ty).map_or(0, |k| k.block)
+}
+
+/// Bytes per block of type `ty` (ggml's type_size), 0 if the module has no kernel for it.
+#[no_mangle]
+pub extern "C" fn eq_block_bytes(ty: u32) -> usize {
+    kernel(ty).map_or(0, |k| k.bytes)
+}
+
+/// How many types the module implements; `eq_type_at(0..count)` lists their ggml ids.
+#[no_mangle]
+pub extern "C" fn eq_type_count() -> usize {
+    KERNELS.len()
+}
+
+/// The ggml id of the `i`-th type in the table, or u32::MAX past its end.
+#[no_mangle]
+pub extern "C" fn eq_type_at(i: usize) -> u32 {
+    KERNELS.get(i).map_or(u32::MAX, |k| k.ty)
+}

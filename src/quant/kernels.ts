@@ -18,9 +18,20 @@ interface KernelExports {
   eq_heap_base(): number;
   eq_quantize(type: number, src: number, dst: number, count: number): number;
   eq_dequantize(type: number, src: number, dst: number, count: number): number;
+  /** Elements per block of a type, 0 if the module has no kernel for it. */
+  eq_block_size(type: number): number;
+  /** Bytes per block of a type, 0 if the module has no kernel for it. */
+  eq_block_bytes(type: number): number;
+  /** The module's types: eq_type_at(0 .. eq_type_count() - 1) are their ggml ids. */
+  eq_type_count(): number;
+  eq_type_at(index: number): number;
 }
 
-/** Elements per block and bytes per block of every type the kernels handle (ggml's traits). */
+/**
+ * Elements per block and bytes per block of every type the kernels handle (ggml's traits).
+ * F32 is copied here; every other entry must match the module's own table, which is
+ * checked when the module is instantiated.
+ */
 const LAYOUT: ReadonlyMap<GgmlType, { readonly block: number; readonly bytes: number }> = new Map([
   [GgmlType.F32, { block: 1, bytes: 4 }],
   [GgmlType.F16, { block: 1, bytes: 2 }],
@@ -60,9 +71,22 @@ function kernels(): KernelExports {
   if (!instance) {
     // Synchronous on purpose: the API is synchronous and the module is small (tens of KB).
     const module = new WebAssembly.Module(readFileSync(WASM_URL));
-    instance = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+    const exports = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+    checkLayouts(exports);
+    instance = exports;
   }
   return instance;
+}
+
+/** A module built from other kernels than this file expects would write wrongly sized rows. */
+function checkLayouts(k: KernelExports): void {
+  const theirs = Array.from({ length: k.eq_type_count() }, (_, i) => (k.eq_type_at(i) >>> 0) as GgmlType);
+  const ours = [...LAYOUT.keys()].filter((type) => type !== GgmlType.F32);
+  const problems = ours
+    .filter((type) => k.eq_block_size(type) !== LAYOUT.get(type)?.block || k.eq_block_bytes(type) !== LAYOUT.get(type)?.bytes)
+    .map((type) => `${ggmlTypeName(type)}: ${k.eq_block_size(type)} elements in ${k.eq_block_bytes(type)} bytes there, ${LAYOUT.get(type)?.block} in ${LAYOUT.get(type)?.bytes} here`);
+  for (const type of theirs) if (!LAYOUT.has(type)) problems.push(`${ggmlTypeName(type)}: implemented by the module but unknown here`);
+  if (problems.length > 0) throw new Error(`${WASM_URL.pathname} does not match src/quant/kernels.ts (rebuild with npm run build:wasm): ${problems.join("; ")}`);
 }
 
 /** Tuning knobs; results never depend on them. */

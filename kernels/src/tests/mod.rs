@@ -5,6 +5,7 @@
 //! EDGEQUANT_KERNEL_SOAK=N multiplies the number of generated rows.
 
 mod gen;
+mod table;
 
 use crate::blocks::*;
 use gen::Rng;
