@@ -1,21 +1,10 @@
 //! F16 and BF16 as ggml sees them: blocks of one element. The rows are converted eight at a
 //! time with ggml's software conversions vectorised lane by lane, the tail one by one.
+//! (chunks_exact loops: V8 ran index-stepped and closure forms of these up to 60% slower.)
 
 use crate::blocks::{BlockBF16, BlockF16, GgmlBlock, Half};
 use crate::common::*;
 use crate::simd::*;
-
-/// Runs `simd` on each run of 8 elements of a row of `n` and `scalar` on the rest.
-#[inline(always)]
-fn by_eight(n: usize, mut simd: impl FnMut(usize), mut scalar: impl FnMut(usize)) {
-    let n8 = n / 8 * 8;
-    for i in (0..n8).step_by(8) {
-        simd(i);
-    }
-    for j in n8..n {
-        scalar(j);
-    }
-}
 
 impl GgmlBlock for BlockF16 {
     const TYPE: u32 = 1;
@@ -38,33 +27,33 @@ impl GgmlBlock for BlockF16 {
     }
 
     fn quantize_row_simd(x: &[f32], y: &mut [Self]) {
-        assert!(y.len() >= x.len());
-        let (src, dst) = (x.as_ptr(), y.as_mut_ptr() as *mut u8);
-        by_eight(
-            x.len(),
-            // SAFETY: i + 8 <= x.len() <= y.len(); v128 loads and stores need no alignment.
-            |i| unsafe {
-                let a = fp32_to_fp16x4(load(src.add(i)));
-                let b = fp32_to_fp16x4(load(src.add(i + 4)));
-                v128_store(dst.add(2 * i) as *mut v128, u16x8_narrow_i32x4(a, b));
-            },
-            |j| Self::quantize_scalar(&x[j..], &mut y[j]),
-        );
+        let n8 = x.len() / 8 * 8;
+        for (x8, y8) in x[..n8].chunks_exact(8).zip(y[..n8].chunks_exact_mut(8)) {
+            // SAFETY: x8 is 8 readable floats and y8 16 writable bytes; v128 accesses need no alignment.
+            unsafe {
+                let a = fp32_to_fp16x4(load(x8.as_ptr()));
+                let b = fp32_to_fp16x4(load(x8.as_ptr().add(4)));
+                v128_store(y8.as_mut_ptr() as *mut v128, u16x8_narrow_i32x4(a, b));
+            }
+        }
+        for j in n8..x.len() {
+            Self::quantize_scalar(&x[j..], &mut y[j]);
+        }
     }
 
     fn dequantize_row_simd(x: &[Self], y: &mut [f32]) {
-        assert!(y.len() >= x.len());
-        let (src, dst) = (x.as_ptr() as *const u8, y.as_mut_ptr());
-        by_eight(
-            x.len(),
-            // SAFETY: as in quantize_row_simd.
-            |i| unsafe {
-                let h = v128_load(src.add(2 * i) as *const v128);
-                store(dst.add(i), fp16_to_fp32x4(u32x4_extend_low_u16x8(h)));
-                store(dst.add(i + 4), fp16_to_fp32x4(u32x4_extend_high_u16x8(h)));
-            },
-            |j| x[j].dequantize_scalar(&mut y[j..]),
-        );
+        let n8 = x.len() / 8 * 8;
+        for (x8, y8) in x[..n8].chunks_exact(8).zip(y[..n8].chunks_exact_mut(8)) {
+            // SAFETY: x8 is 16 readable bytes and y8 8 writable floats; v128 accesses need no alignment.
+            unsafe {
+                let h = v128_load(x8.as_ptr() as *const v128);
+                store(y8.as_mut_ptr(), fp16_to_fp32x4(u32x4_extend_low_u16x8(h)));
+                store(y8.as_mut_ptr().add(4), fp16_to_fp32x4(u32x4_extend_high_u16x8(h)));
+            }
+        }
+        for j in n8..x.len() {
+            x[j].dequantize_scalar(&mut y[j..]);
+        }
     }
 }
 
@@ -89,32 +78,32 @@ impl GgmlBlock for BlockBF16 {
     }
 
     fn quantize_row_simd(x: &[f32], y: &mut [Self]) {
-        assert!(y.len() >= x.len());
-        let (src, dst) = (x.as_ptr(), y.as_mut_ptr() as *mut u8);
-        by_eight(
-            x.len(),
-            // SAFETY: i + 8 <= x.len() <= y.len(); v128 loads and stores need no alignment.
-            |i| unsafe {
-                let a = fp32_to_bf16x4(load(src.add(i)));
-                let b = fp32_to_bf16x4(load(src.add(i + 4)));
-                v128_store(dst.add(2 * i) as *mut v128, u16x8_narrow_i32x4(a, b));
-            },
-            |j| Self::quantize_scalar(&x[j..], &mut y[j]),
-        );
+        let n8 = x.len() / 8 * 8;
+        for (x8, y8) in x[..n8].chunks_exact(8).zip(y[..n8].chunks_exact_mut(8)) {
+            // SAFETY: x8 is 8 readable floats and y8 16 writable bytes; v128 accesses need no alignment.
+            unsafe {
+                let a = fp32_to_bf16x4(load(x8.as_ptr()));
+                let b = fp32_to_bf16x4(load(x8.as_ptr().add(4)));
+                v128_store(y8.as_mut_ptr() as *mut v128, u16x8_narrow_i32x4(a, b));
+            }
+        }
+        for j in n8..x.len() {
+            Self::quantize_scalar(&x[j..], &mut y[j]);
+        }
     }
 
     fn dequantize_row_simd(x: &[Self], y: &mut [f32]) {
-        assert!(y.len() >= x.len());
-        let (src, dst) = (x.as_ptr() as *const u8, y.as_mut_ptr());
-        by_eight(
-            x.len(),
-            // SAFETY: as in quantize_row_simd.
-            |i| unsafe {
-                let h = v128_load(src.add(2 * i) as *const v128);
-                store(dst.add(i), i32x4_shl(u32x4_extend_low_u16x8(h), 16));
-                store(dst.add(i + 4), i32x4_shl(u32x4_extend_high_u16x8(h), 16));
-            },
-            |j| x[j].dequantize_scalar(&mut y[j..]),
-        );
+        let n8 = x.len() / 8 * 8;
+        for (x8, y8) in x[..n8].chunks_exact(8).zip(y[..n8].chunks_exact_mut(8)) {
+            // SAFETY: x8 is 16 readable bytes and y8 8 writable floats; v128 accesses need no alignment.
+            unsafe {
+                let h = v128_load(x8.as_ptr() as *const v128);
+                store(y8.as_mut_ptr(), i32x4_shl(u32x4_extend_low_u16x8(h), 16));
+                store(y8.as_mut_ptr().add(4), i32x4_shl(u32x4_extend_high_u16x8(h), 16));
+            }
+        }
+        for j in n8..x.len() {
+            x[j].dequantize_scalar(&mut y[j..]);
+        }
     }
 }

@@ -178,18 +178,28 @@ impl GgmlBlock for BlockTQ1_0 {
 
     fn dequantize_simd(&self, y: &mut [f32]) {
         const POW3: [i32; 5] = [1, 3, 9, 27, 81];
+        let y = exactly::<QK_K, _>(y);
         let d = f32x4_splat(self.d.to_f32());
-        let mut out = 0;
-        // (bytes, trits per byte) in ggml's output order.
-        for (bytes, trits) in [(&self.qs[..32], 5), (&self.qs[32..], 5), (&self.qh[..], 4)] {
-            for &pow in &POW3[..trits] {
-                for k in 0..bytes.len() / 4 {
-                    let q = v128_and(i32x4_mul(quads(bytes, 4 * k), i32x4_splat(pow)), i32x4_splat(0xff));
-                    let xi = u32x4_shr(i32x4_mul(q, i32x4_splat(3)), 8);
-                    store4(y, out, f32x4_mul(f32x4_convert_i32x4(i32x4_sub(xi, i32x4_splat(1))), d));
-                    out += 4;
-                }
+        // Trit n of four bytes from `at`: ((uint8)(q * 3^n) * 3) >> 8, minus 1.
+        #[inline(always)]
+        fn trits(bytes: &[u8], at: usize, pow: i32, d: v128) -> v128 {
+            let q = v128_and(i32x4_mul(quads(bytes, at), i32x4_splat(pow)), i32x4_splat(0xff));
+            let xi = u32x4_shr(i32x4_mul(q, i32x4_splat(3)), 8);
+            f32x4_mul(f32x4_convert_i32x4(i32x4_sub(xi, i32x4_splat(1))), d)
+        }
+        // ggml's output order: qs[0..32] five times, qs[32..48] five times, qh four times.
+        for n in 0..5 {
+            for k in 0..8 {
+                store4(y, 32 * n + 4 * k, trits(&self.qs, 4 * k, POW3[n], d));
             }
+        }
+        for n in 0..5 {
+            for k in 0..4 {
+                store4(y, 160 + 16 * n + 4 * k, trits(&self.qs, 32 + 4 * k, POW3[n], d));
+            }
+        }
+        for n in 0..4 {
+            store4(y, 240 + 4 * n, trits(&self.qh, 0, POW3[n], d));
         }
     }
 }
@@ -253,14 +263,13 @@ impl GgmlBlock for BlockTQ2_0 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK_K, _>(y);
         let d = f32x4_splat(self.d.to_f32());
-        let mut out = 0;
-        for j in (0..64).step_by(32) {
+        for h in 0..2 {
             for l in 0..4 {
                 for k in 0..8 {
-                    let q = v128_and(u32x4_shr(quads(&self.qs, j + 4 * k), 2 * l), i32x4_splat(3));
-                    store4(y, out, f32x4_mul(f32x4_convert_i32x4(i32x4_sub(q, i32x4_splat(1))), d));
-                    out += 4;
+                    let q = v128_and(u32x4_shr(quads(&self.qs, 32 * h + 4 * k), 2 * l as u32), i32x4_splat(3));
+                    store4(y, 128 * h + 32 * l + 4 * k, f32x4_mul(f32x4_convert_i32x4(i32x4_sub(q, i32x4_splat(1))), d));
                 }
             }
         }

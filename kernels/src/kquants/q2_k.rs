@@ -106,22 +106,20 @@ impl GgmlBlock for BlockQ2K {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK_K, _>(y);
         let d = self.d.to_f32();
         let min = self.dmin.to_f32();
-        let mut is = 0;
-        let mut out = 0;
-        for n in (0..QK_K).step_by(128) {
-            let q = &self.qs[n / 4..n / 4 + 32];
-            for shift in (0..8).step_by(2) {
+        // ggml's order: 128-element halves, then the four 2-bit shifts, then 16-element runs.
+        for h in 0..2 {
+            let q = &self.qs[32 * h..32 * h + 32];
+            for s in 0..4 {
                 for half in 0..2 {
-                    let sc = self.scales[is];
-                    is += 1;
+                    let sc = self.scales[8 * h + 2 * s + half];
                     let dl = f32x4_splat(d * (sc & 0xf) as f32);
                     let ml = f32x4_splat(min * (sc >> 4) as f32);
                     for k in 0..4 {
-                        let v = v128_and(u32x4_shr(load_quads(q, 16 * half + 4 * k), shift), i32x4_splat(3));
-                        store4(y, out, f32x4_sub(f32x4_mul(dl, f32x4_convert_i32x4(v)), ml));
-                        out += 4;
+                        let v = v128_and(u32x4_shr(load_quads(q, 16 * half + 4 * k), 2 * s as u32), i32x4_splat(3));
+                        store4(y, 128 * h + 32 * s + 16 * half + 4 * k, f32x4_sub(f32x4_mul(dl, f32x4_convert_i32x4(v)), ml));
                     }
                 }
             }

@@ -144,28 +144,28 @@ impl GgmlBlock for BlockQ3K {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK_K, _>(y);
         let d_all = self.d.to_f32();
         let mut scales = [0i32; 16];
         for (j, s) in scales.iter_mut().enumerate() {
             *s = scale(&self.scales, j) as i32;
         }
-        let (mut is, mut out, mut m) = (0, 0, 1u32);
-        for n in (0..QK_K).step_by(128) {
-            let q = &self.qs[n / 4..n / 4 + 32];
-            for shift in (0..8).step_by(2) {
+        // ggml's order: 128-element halves, then the four 2-bit shifts (hmask bit 4h + s),
+        // then 16-element runs.
+        for h in 0..2 {
+            let q = &self.qs[32 * h..32 * h + 32];
+            for s in 0..4 {
+                let m = u32x4_splat(1 << (4 * h + s));
                 for half in 0..2 {
-                    let dl = f32x4_splat(d_all * scales[is] as f32);
-                    is += 1;
+                    let dl = f32x4_splat(d_all * scales[8 * h + 2 * s + half] as f32);
                     for k in 0..4 {
                         let at = 16 * half + 4 * k;
-                        let low = v128_and(u32x4_shr(load_quads(q, at), shift), i32x4_splat(3));
-                        let no_high = i32x4_eq(v128_and(load_quads(&self.hmask, at), u32x4_splat(m)), i32x4_splat(0));
+                        let low = v128_and(u32x4_shr(load_quads(q, at), 2 * s as u32), i32x4_splat(3));
+                        let no_high = i32x4_eq(v128_and(load_quads(&self.hmask, at), m), i32x4_splat(0));
                         let v = i32x4_sub(low, v128_and(no_high, i32x4_splat(4)));
-                        store4(y, out, f32x4_mul(dl, f32x4_convert_i32x4(v)));
-                        out += 4;
+                        store4(y, 128 * h + 32 * s + 16 * half + 4 * k, f32x4_mul(dl, f32x4_convert_i32x4(v)));
                     }
                 }
-                m <<= 1;
             }
         }
     }

@@ -148,7 +148,9 @@ impl GgmlBlock for BlockQ4K {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
-        for (run, j) in (0..QK_K).step_by(64).enumerate() {
+        let y = exactly::<QK_K, _>(y);
+        for run in 0..4 {
+            let j = 64 * run;
             let (d1, m1, d2, m2) = run_scales(self.d, self.dmin, &self.scales, run);
             let (d1, m1, d2, m2) = (f32x4_splat(d1), f32x4_splat(m1), f32x4_splat(d2), f32x4_splat(m2));
             let q = &self.qs[32 * run..32 * run + 32];
@@ -232,7 +234,9 @@ impl GgmlBlock for BlockQ5K {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
-        for (run, j) in (0..QK_K).step_by(64).enumerate() {
+        let y = exactly::<QK_K, _>(y);
+        for run in 0..4 {
+            let j = 64 * run;
             let (d1, m1, d2, m2) = run_scales(self.d, self.dmin, &self.scales, run);
             let (d1, m1, d2, m2) = (f32x4_splat(d1), f32x4_splat(m1), f32x4_splat(d2), f32x4_splat(m2));
             let (u1, u2) = (u32x4_splat(1 << (2 * run)), u32x4_splat(2 << (2 * run)));

@@ -48,6 +48,7 @@ impl GgmlBlock for BlockQ4_0 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK, _>(y);
         let d = f32x4_splat(self.d.to_f32());
         for k in 0..4 {
             let q = load_quads(&self.qs, 4 * k);
@@ -105,6 +106,7 @@ impl GgmlBlock for BlockQ4_1 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK, _>(y);
         let d = f32x4_splat(self.d.to_f32());
         let m = f32x4_splat(self.m.to_f32());
         for k in 0..4 {

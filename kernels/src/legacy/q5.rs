@@ -67,6 +67,7 @@ impl GgmlBlock for BlockQ5_0 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK, _>(y);
         let d = f32x4_splat(self.d.to_f32());
         let qh = u32::from_le_bytes(self.qh);
         for k in 0..4 {
@@ -125,6 +126,7 @@ impl GgmlBlock for BlockQ5_1 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK, _>(y);
         let d = f32x4_splat(self.d.to_f32());
         let m = f32x4_splat(self.m.to_f32());
         let qh = u32::from_le_bytes(self.qh);

@@ -52,6 +52,7 @@ impl GgmlBlock for BlockQ8_0 {
     }
 
     fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK, _>(y);
         let d = f32x4_splat(self.d.to_f32());
         for k in 0..8 {
             let q = load_quads(&self.qs, 4 * k);
