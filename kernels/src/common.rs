@@ -7,7 +7,7 @@
 //! * every conversion reproduces what the x86-64 build of ggml actually does, including the
 //!   cases C leaves undefined (out-of-range float to int gives INT_MIN, as cvttss2si does).
 
-use core::arch::wasm32::*;
+use crate::simd::*;
 
 pub const QK: usize = 32;
 pub const QK_K: usize = 256;
@@ -181,18 +181,6 @@ pub fn fp32_to_bf16x4(f: v128) -> v128 {
     v128_bitselect(quiet, rounded, nan)
 }
 
-#[inline(always)]
-pub fn read_f16(bytes: &[u8], at: usize) -> f32 {
-    fp16_to_fp32(u16::from_le_bytes([bytes[at], bytes[at + 1]]))
-}
-
-#[inline(always)]
-pub fn write_f16(bytes: &mut [u8], at: usize, value: f32) {
-    let h = fp32_to_fp16(value).to_le_bytes();
-    bytes[at] = h[0];
-    bytes[at + 1] = h[1];
-}
-
 // ---------------------------------------------------------------------------------------
 // SIMD utilities.
 
@@ -286,4 +274,19 @@ pub fn clamp4(v: v128, lo: i32, hi: i32) -> v128 {
 #[inline(always)]
 pub fn select(cond: v128, a: v128, b: v128) -> v128 {
     v128_bitselect(a, b, cond)
+}
+
+/// C's sqrtf (correctly rounded). core has no scalar sqrt in this Rust, so it goes through
+/// one lane of f32x4.sqrt, which is the same IEEE operation.
+#[inline(always)]
+pub fn sqrtf(x: f32) -> f32 {
+    f32x4_extract_lane::<0>(f32x4_sqrt(f32x4_splat(x)))
+}
+
+/// The first N elements of `y` as an array. One length check up front lets the compiler
+/// drop the per-access checks in the fixed-trip loops that follow (checked stores made V8
+/// run some dequantizers 70% slower).
+#[inline(always)]
+pub fn exactly<const N: usize, T>(y: &mut [T]) -> &mut [T; N] {
+    (&mut y[..N]).try_into().unwrap()
 }

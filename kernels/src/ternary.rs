@@ -5,20 +5,17 @@
 //! inverse are finite; blocks with NaN, infinities or a subnormal scale whose inverse
 //! overflows take the scalar path, which mirrors ggml's use of lroundf and uint8 arithmetic.
 
+use crate::blocks::{BlockTQ1_0, BlockTQ2_0, GgmlBlock, Half};
 use crate::common::*;
-use core::arch::wasm32::*;
-
-pub const TQ1_0_BYTES: usize = 54;
-pub const TQ2_0_BYTES: usize = 66;
+use crate::simd::*;
 
 /// (d, id) for the SIMD path, or None when the block needs the scalar path.
 #[inline(always)]
-unsafe fn simd_scale(x: &[f32]) -> Option<(f32, f32)> {
-    let p = x.as_ptr();
+fn simd_scale(x: &[f32]) -> Option<(f32, f32)> {
     let mut m = f32x4_splat(0.0);
     let mut nan = f32x4_splat(0.0);
     for i in (0..QK_K).step_by(4) {
-        let v = load(p.add(i));
+        let v = load4(x, i);
         m = f32x4_pmax(m, f32x4_abs(v));
         nan = v128_or(nan, f32x4_ne(v, v));
     }
@@ -66,89 +63,143 @@ fn ceil_div243_scalar(q: u8) -> u8 {
     ((q as u32 * 256 + 242) / 243) as u8
 }
 
+#[inline(always)]
+fn load4(x: &[f32], at: usize) -> v128 {
+    let four = &x[at..at + 4];
+    // SAFETY: `four` is four readable floats; v128 loads need no alignment.
+    unsafe { load(four.as_ptr()) }
+}
+
+/// Sixteen bytes from four i32x4 vectors holding 0..=255, into `out[at..at + 16]`.
+#[inline(always)]
+fn put_bytes16(out: &mut [u8], at: usize, v: &[v128]) {
+    let sixteen = &mut out[at..at + 16];
+    // SAFETY: `sixteen` is 16 writable bytes.
+    unsafe { store_bytes16(sixteen.as_mut_ptr(), v[0], v[1], v[2], v[3]) }
+}
+
+/// Four bytes of `q` from `at`, zero-extended into i32 lanes.
+#[inline(always)]
+fn quads(q: &[u8], at: usize) -> v128 {
+    let four = &q[at..at + 4];
+    // SAFETY: `four` is four readable bytes.
+    unsafe { load_bytes4(four.as_ptr()) }
+}
+
+#[inline(always)]
+fn store4(y: &mut [f32], at: usize, v: v128) {
+    let four = &mut y[at..at + 4];
+    // SAFETY: `four` is four writable floats.
+    unsafe { store(four.as_mut_ptr(), v) }
+}
+
+/// ggml's trit decoding of one byte times 3^n: ((uint8)(q * pow3) * 3) >> 8, minus 1.
+#[inline(always)]
+fn untrit(q: u8, pow: u8) -> i32 {
+    ((q.wrapping_mul(pow) as u16 * 3) >> 8) as i32 - 1
+}
+
 // ---------------------------------------------------------------------------------------
 // TQ1_0: qs[48] (5 trits a byte), qh[4] (4 trits a byte), d
 
-pub fn quantize_tq1_0(x: &[f32], y: &mut [u8]) {
-    for (x, y) in x.chunks_exact(QK_K).zip(y.chunks_exact_mut(TQ1_0_BYTES)) {
-        unsafe {
-            match simd_scale(x) {
-                Some((d, id)) => tq1_0_block(x, y, d, id),
-                None => tq1_0_block_scalar(x, y),
-            }
-        }
-    }
-}
+impl GgmlBlock for BlockTQ1_0 {
+    const TYPE: u32 = 34;
+    const BLCK: usize = QK_K;
 
-unsafe fn tq1_0_block(x: &[f32], y: &mut [u8], d: f32, id: f32) {
-    write_f16(y, 52, d);
-    let p = x.as_ptr();
-    let idv = f32x4_splat(id);
-    let t = |at: usize| trit4(f32x4_mul(load(p.add(at)), idv));
-    // Byte m of a run of `len` bytes starting at element `base` holds x[base + m + n*len], n = 0..5.
-    let mut run = |base: usize, len: usize, out: usize| {
-        let mut q = [i32x4_splat(0); 8];
-        for (k, slot) in q.iter_mut().enumerate().take(len / 4) {
-            let mut acc = t(base + 4 * k);
-            for n in 1..5 {
-                acc = i32x4_add(i32x4_mul(acc, i32x4_splat(3)), t(base + 4 * k + n * len));
+    fn quantize_scalar(x: &[f32], y: &mut Self) {
+        let (d, id) = scalar_scale(x);
+        y.d = Half::from_f32(d);
+        // Byte m of a run of `len` bytes starting at element `base` holds x[base + m + n*len].
+        let pack = |qs: &mut [u8], base: usize, len: usize| {
+            for m in 0..len {
+                let mut q = 0u8;
+                for n in 0..5 {
+                    q = q.wrapping_mul(3).wrapping_add(trit(x[base + m + n * len] * id) as u8);
+                }
+                qs[m] = ceil_div243_scalar(q);
             }
-            *slot = ceil_div243(acc);
-        }
-        for k in (0..len / 4).step_by(4) {
-            store_bytes16(y.as_mut_ptr().add(out + 4 * k), q[k], q[k + 1], q[k + 2], q[k + 3]);
-        }
-    };
-    run(0, 32, 0);
-    run(160, 16, 32);
-    // qh: byte j holds x[240 + j + 4m], m = 0..4, then one more *3 to fill the 5-trit slot.
-    let mut acc = t(240);
-    for m in 1..4 {
-        acc = i32x4_add(i32x4_mul(acc, i32x4_splat(3)), t(240 + 4 * m));
-    }
-    store_bytes4(y.as_mut_ptr().add(48), ceil_div243(i32x4_mul(acc, i32x4_splat(3))));
-}
-
-fn tq1_0_block_scalar(x: &[f32], y: &mut [u8]) {
-    let (d, id) = scalar_scale(x);
-    write_f16(y, 52, d);
-    let mut pack = |base: usize, len: usize, out: usize| {
-        for m in 0..len {
+        };
+        pack(&mut y.qs[..32], 0, 32);
+        pack(&mut y.qs[32..], 160, 16);
+        for j in 0..4 {
             let mut q = 0u8;
-            for n in 0..5 {
-                q = q.wrapping_mul(3).wrapping_add(trit(x[base + m + n * len] * id) as u8);
+            for m in 0..4 {
+                q = q.wrapping_mul(3).wrapping_add(trit(x[240 + j + 4 * m] * id) as u8);
             }
-            y[out + m] = ceil_div243_scalar(q);
+            y.qh[j] = ceil_div243_scalar(q.wrapping_mul(3));
         }
-    };
-    pack(0, 32, 0);
-    pack(160, 16, 32);
-    for j in 0..4 {
-        let mut q = 0u8;
-        for m in 0..4 {
-            q = q.wrapping_mul(3).wrapping_add(trit(x[240 + j + 4 * m] * id) as u8);
-        }
-        y[48 + j] = ceil_div243_scalar(q.wrapping_mul(3));
     }
-}
 
-pub fn dequantize_tq1_0(x: &[u8], y: &mut [f32]) {
-    const POW3: [i32; 5] = [1, 3, 9, 27, 81];
-    for (x, y) in x.chunks_exact(TQ1_0_BYTES).zip(y.chunks_exact_mut(QK_K)) {
-        let d = f32x4_splat(read_f16(x, 52));
+    fn quantize_simd(x: &[f32], y: &mut Self) {
+        let (d, id) = match simd_scale(x) {
+            Some(v) => v,
+            None => return Self::quantize_scalar(x, y),
+        };
+        y.d = Half::from_f32(d);
+        let idv = f32x4_splat(id);
+        let t = |at: usize| trit4(f32x4_mul(load4(x, at), idv));
+        let run = |qs: &mut [u8], base: usize, len: usize| {
+            let mut q = [i32x4_splat(0); 8];
+            for (k, slot) in q.iter_mut().enumerate().take(len / 4) {
+                let mut acc = t(base + 4 * k);
+                for n in 1..5 {
+                    acc = i32x4_add(i32x4_mul(acc, i32x4_splat(3)), t(base + 4 * k + n * len));
+                }
+                *slot = ceil_div243(acc);
+            }
+            for k in (0..len / 4).step_by(4) {
+                put_bytes16(qs, 4 * k, &q[k..k + 4]);
+            }
+        };
+        run(&mut y.qs[..32], 0, 32);
+        run(&mut y.qs[32..], 160, 16);
+        // qh: byte j holds x[240 + j + 4m], m = 0..4, then one more *3 to fill the 5-trit slot.
+        let mut acc = t(240);
+        for m in 1..4 {
+            acc = i32x4_add(i32x4_mul(acc, i32x4_splat(3)), t(240 + 4 * m));
+        }
+        // SAFETY: qh is 4 writable bytes.
+        unsafe { store_bytes4(y.qh.as_mut_ptr(), ceil_div243(i32x4_mul(acc, i32x4_splat(3)))) };
+    }
+
+    fn dequantize_scalar(&self, y: &mut [f32]) {
+        const POW3: [u8; 5] = [1, 3, 9, 27, 81];
+        let d = self.d.to_f32();
         let mut out = 0;
-        // (byte offset, bytes, trits per byte) in ggml's output order.
-        for &(at, len, trits) in &[(0usize, 32usize, 5usize), (32, 16, 5), (48, 4, 4)] {
+        for (bytes, trits) in [(&self.qs[..32], 5), (&self.qs[32..], 5), (&self.qh[..], 4)] {
             for &pow in &POW3[..trits] {
-                for k in 0..len / 4 {
-                    unsafe {
-                        let q = v128_and(i32x4_mul(load_bytes4(x.as_ptr().add(at + 4 * k)), i32x4_splat(pow)), i32x4_splat(0xff));
-                        let xi = u32x4_shr(i32x4_mul(q, i32x4_splat(3)), 8);
-                        store(y.as_mut_ptr().add(out), f32x4_mul(f32x4_convert_i32x4(i32x4_sub(xi, i32x4_splat(1))), d));
-                    }
-                    out += 4;
+                for &q in bytes {
+                    y[out] = untrit(q, pow) as f32 * d;
+                    out += 1;
                 }
             }
+        }
+    }
+
+    fn dequantize_simd(&self, y: &mut [f32]) {
+        const POW3: [i32; 5] = [1, 3, 9, 27, 81];
+        let y = exactly::<QK_K, _>(y);
+        let d = f32x4_splat(self.d.to_f32());
+        // Trit n of four bytes from `at`: ((uint8)(q * 3^n) * 3) >> 8, minus 1.
+        #[inline(always)]
+        fn trits(bytes: &[u8], at: usize, pow: i32, d: v128) -> v128 {
+            let q = v128_and(i32x4_mul(quads(bytes, at), i32x4_splat(pow)), i32x4_splat(0xff));
+            let xi = u32x4_shr(i32x4_mul(q, i32x4_splat(3)), 8);
+            f32x4_mul(f32x4_convert_i32x4(i32x4_sub(xi, i32x4_splat(1))), d)
+        }
+        // ggml's output order: qs[0..32] five times, qs[32..48] five times, qh four times.
+        for n in 0..5 {
+            for k in 0..8 {
+                store4(y, 32 * n + 4 * k, trits(&self.qs, 4 * k, POW3[n], d));
+            }
+        }
+        for n in 0..5 {
+            for k in 0..4 {
+                store4(y, 160 + 16 * n + 4 * k, trits(&self.qs, 32 + 4 * k, POW3[n], d));
+            }
+        }
+        for n in 0..4 {
+            store4(y, 240 + 4 * n, trits(&self.qh, 0, POW3[n], d));
         }
     }
 }
@@ -156,63 +207,69 @@ pub fn dequantize_tq1_0(x: &[u8], y: &mut [f32]) {
 // ---------------------------------------------------------------------------------------
 // TQ2_0: qs[64] (4 trits a byte, 2 bits each), d
 
-pub fn quantize_tq2_0(x: &[f32], y: &mut [u8]) {
-    for (x, y) in x.chunks_exact(QK_K).zip(y.chunks_exact_mut(TQ2_0_BYTES)) {
-        unsafe {
-            match simd_scale(x) {
-                Some((d, id)) => tq2_0_block(x, y, d, id),
-                None => tq2_0_block_scalar(x, y),
+impl GgmlBlock for BlockTQ2_0 {
+    const TYPE: u32 = 35;
+    const BLCK: usize = QK_K;
+
+    fn quantize_scalar(x: &[f32], y: &mut Self) {
+        let (d, id) = scalar_scale(x);
+        y.d = Half::from_f32(d);
+        for j in (0..64).step_by(32) {
+            for m in 0..32 {
+                let mut q = 0u8;
+                for n in 0..4 {
+                    let xi = trit(x[4 * j + m + 32 * n] * id);
+                    q = q.wrapping_add(((xi & 3) << (2 * n)) as u8);
+                }
+                y.qs[j + m] = q;
             }
         }
     }
-}
 
-unsafe fn tq2_0_block(x: &[f32], y: &mut [u8], d: f32, id: f32) {
-    write_f16(y, 64, d);
-    let p = x.as_ptr();
-    let idv = f32x4_splat(id);
-    for j in (0..64).step_by(32) {
-        let mut q = [i32x4_splat(0); 8];
-        for (k, slot) in q.iter_mut().enumerate() {
-            let mut acc = i32x4_splat(0);
-            for n in 0..4 {
-                let t = trit4(f32x4_mul(load(p.add(4 * j + 4 * k + 32 * n)), idv));
-                acc = i32x4_add(acc, i32x4_shl(v128_and(t, i32x4_splat(3)), 2 * n as u32));
+    fn quantize_simd(x: &[f32], y: &mut Self) {
+        let (d, id) = match simd_scale(x) {
+            Some(v) => v,
+            None => return Self::quantize_scalar(x, y),
+        };
+        y.d = Half::from_f32(d);
+        let idv = f32x4_splat(id);
+        for j in (0..64).step_by(32) {
+            let mut q = [i32x4_splat(0); 8];
+            for (k, slot) in q.iter_mut().enumerate() {
+                let mut acc = i32x4_splat(0);
+                for n in 0..4 {
+                    let t = trit4(f32x4_mul(load4(x, 4 * j + 4 * k + 32 * n), idv));
+                    acc = i32x4_add(acc, i32x4_shl(v128_and(t, i32x4_splat(3)), 2 * n as u32));
+                }
+                *slot = acc;
             }
-            *slot = acc;
-        }
-        store_bytes16(y.as_mut_ptr().add(j), q[0], q[1], q[2], q[3]);
-        store_bytes16(y.as_mut_ptr().add(j + 16), q[4], q[5], q[6], q[7]);
-    }
-}
-
-fn tq2_0_block_scalar(x: &[f32], y: &mut [u8]) {
-    let (d, id) = scalar_scale(x);
-    write_f16(y, 64, d);
-    for j in (0..64).step_by(32) {
-        for m in 0..32 {
-            let mut q = 0u8;
-            for n in 0..4 {
-                let xi = trit(x[4 * j + m + 32 * n] * id);
-                q = q.wrapping_add(((xi & 3) << (2 * n)) as u8);
-            }
-            y[j + m] = q;
+            put_bytes16(&mut y.qs, j, &q[..4]);
+            put_bytes16(&mut y.qs, j + 16, &q[4..]);
         }
     }
-}
 
-pub fn dequantize_tq2_0(x: &[u8], y: &mut [f32]) {
-    for (x, y) in x.chunks_exact(TQ2_0_BYTES).zip(y.chunks_exact_mut(QK_K)) {
-        let d = f32x4_splat(read_f16(x, 64));
+    fn dequantize_scalar(&self, y: &mut [f32]) {
+        let d = self.d.to_f32();
         let mut out = 0;
         for j in (0..64).step_by(32) {
             for l in 0..4 {
+                for m in 0..32 {
+                    let q = ((self.qs[j + m] >> (2 * l)) & 3) as i32;
+                    y[out] = (q - 1) as f32 * d;
+                    out += 1;
+                }
+            }
+        }
+    }
+
+    fn dequantize_simd(&self, y: &mut [f32]) {
+        let y = exactly::<QK_K, _>(y);
+        let d = f32x4_splat(self.d.to_f32());
+        for h in 0..2 {
+            for l in 0..4 {
                 for k in 0..8 {
-                    unsafe {
-                        let q = v128_and(u32x4_shr(load_bytes4(x.as_ptr().add(j + 4 * k)), 2 * l), i32x4_splat(3));
-                        store(y.as_mut_ptr().add(out), f32x4_mul(f32x4_convert_i32x4(i32x4_sub(q, i32x4_splat(1))), d));
-                    }
-                    out += 4;
+                    let q = v128_and(u32x4_shr(quads(&self.qs, 32 * h + 4 * k), 2 * l as u32), i32x4_splat(3));
+                    store4(y, 128 * h + 32 * l + 4 * k, f32x4_mul(f32x4_convert_i32x4(i32x4_sub(q, i32x4_splat(1))), d));
                 }
             }
         }

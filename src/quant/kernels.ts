@@ -18,6 +18,13 @@ interface KernelExports {
   eq_heap_base(): number;
   eq_quantize(type: number, src: number, dst: number, count: number): number;
   eq_dequantize(type: number, src: number, dst: number, count: number): number;
+  /** Elements per block of a type, 0 if the module has no kernel for it. */
+  eq_block_size(type: number): number;
+  /** Bytes per block of a type, 0 if the module has no kernel for it. */
+  eq_block_bytes(type: number): number;
+  /** The module's types: eq_type_at(0 .. eq_type_count() - 1) are their ggml ids. */
+  eq_type_count(): number;
+  eq_type_at(index: number): number;
 }
 
 /** The block-quantized types the kernels handle; the float types F32, F16 and BF16 are handled too. */
@@ -52,9 +59,22 @@ function kernels(): KernelExports {
   if (!instance) {
     // Synchronous on purpose: the API is synchronous and the module is small (tens of KB).
     const module = new WebAssembly.Module(readFileSync(WASM_URL));
-    instance = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+    const exports = new WebAssembly.Instance(module, {}).exports as unknown as KernelExports;
+    checkLayouts(exports);
+    instance = exports;
   }
   return instance;
+}
+
+/** A module built from other kernels than this file expects would write wrongly sized rows. */
+function checkLayouts(k: KernelExports): void {
+  const theirs = Array.from({ length: k.eq_type_count() }, (_, i) => (k.eq_type_at(i) >>> 0) as GgmlType);
+  const ours = [...HANDLED].filter((type) => type !== GgmlType.F32);
+  const problems = ours
+    .filter((type) => k.eq_block_size(type) !== layout(type).block || k.eq_block_bytes(type) !== layout(type).bytes)
+    .map((type) => `${ggmlTypeName(type)}: ${k.eq_block_size(type)} elements in ${k.eq_block_bytes(type)} bytes there, ${layout(type).block} in ${layout(type).bytes} here`);
+  for (const type of theirs) if (!HANDLED.has(type)) problems.push(`${ggmlTypeName(type)}: implemented by the module but unknown here`);
+  if (problems.length > 0) throw new Error(`${WASM_URL.pathname} does not match src/quant/kernels.ts (rebuild with npm run build:wasm): ${problems.join("; ")}`);
 }
 
 /** Tuning knobs; results never depend on them. */

@@ -18,6 +18,9 @@ export interface GgmlOracle {
   /** ggml's type name (e.g. "q4_K"), a cross-check that enum values line up. */
   typeName(type: number): string;
   rowSize(type: number, rowLength: number): number;
+  /** ggml_blck_size and ggml_type_size: elements and bytes per block. */
+  blockSize(type: number): number;
+  typeSize(type: number): number;
   quantize(type: number, values: Float32Array, rowLength: number): Uint8Array;
   /** quantize into a caller's buffer of exactly the right size (for benchmarks). */
   quantizeInto(type: number, values: Float32Array, rowLength: number, out: Uint8Array): void;
@@ -77,6 +80,8 @@ function bind(libraryPath: string): GgmlOracle {
     "size_t ggml_quantize_chunk(int type, const float *src, void *dst, int64_t start, int64_t nrows, int64_t n_per_row, const float *imatrix)",
   );
   const rowSizeFn = lib.func("size_t ggml_row_size(int type, int64_t ne)");
+  const blckSizeFn = lib.func("int64_t ggml_blck_size(int type)");
+  const typeSizeFn = lib.func("size_t ggml_type_size(int type)");
   const typeNameFn = lib.func("const char *ggml_type_name(int type)");
   const fp16Row = lib.func("void ggml_fp32_to_fp16_row(const float *x, void *y, int64_t n)");
   const bf16Row = lib.func("void ggml_fp32_to_bf16_row(const float *x, void *y, int64_t n)");
@@ -100,6 +105,8 @@ function bind(libraryPath: string): GgmlOracle {
     libraryPath,
     typeName: (type) => String(typeNameFn(type)),
     rowSize,
+    blockSize: (type) => Number(blckSizeFn(type)),
+    typeSize: (type) => Number(typeSizeFn(type)),
     quantize(type, values, rowLength) {
       const out = new Uint8Array((values.length / rowLength) * rowSize(type, rowLength));
       this.quantizeInto(type, values, rowLength, out);
