@@ -18,6 +18,7 @@
  *                                   n_outputs = min(n_tokens, n_outputs_max = n_batch), n_kv = the whole cache
  *   src/llama-graph.cpp             llm_graph_result::set_outputs (logits and result_norm are outputs)
  */
+import type { DecoderHparams } from "./artifact.js";
 import { ComputeGraph, GraphContext, isContiguous, type Tensor } from "./ggml-graph.js";
 import { GgmlType, isQuantized, rowSize } from "../quant/ggml-types.js";
 
@@ -27,18 +28,8 @@ export interface WeightInfo {
   readonly ne: readonly number[];
 }
 
-/** What the graph needs to know about a decoder model. */
-export interface DecoderShape {
-  readonly nLayer: number;
-  readonly nEmbd: number;
-  readonly nVocab: number;
-  readonly headDimK: number;
-  readonly headDimV: number;
-  readonly nHead: readonly number[];
-  readonly nHeadKv: readonly number[];
-  /** Layers that attend to a sliding window (their cache holds window + ubatch cells). */
-  readonly swaLayers: readonly boolean[];
-  readonly slidingWindow: number;
+/** What the graph needs to know about a decoder model (sliding-window layers' caches hold window + ubatch cells). */
+export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | "nVocab" | "headDimK" | "headDimV" | "nHead" | "nHeadKv" | "swaLayers" | "slidingWindow"> {
   /** Weights by GGUF name; a missing optional tensor (bias, norm) is simply absent. */
   readonly weights: ReadonlyMap<string, WeightInfo>;
   readonly embeddingScale: boolean;

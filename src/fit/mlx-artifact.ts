@@ -3,10 +3,10 @@
  * safetensors shards): tensor bytes exactly from the safetensors headers' data_offsets.
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
+import { readJson } from "../readers/checkpoint.js";
 import { SafetensorsFile } from "../readers/safetensors.js";
 import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
 import { estimateParameters } from "./onnx-artifact.js";
@@ -17,7 +17,7 @@ export function isModelFolder(folder: string): boolean {
 
 export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   const folder = resolve(folderPath);
-  const config = JSON.parse(await readFile(join(folder, "config.json"), "utf8")) as Record<string, unknown>;
+  const config = (await readJson(join(folder, "config.json"))) as Record<string, unknown>;
   const shards = readdirSync(folder)
     .filter((f) => f.endsWith(".safetensors"))
     .sort()

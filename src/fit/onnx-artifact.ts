@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import onnxProto from "onnx-proto";
 import { UserError } from "../errors.js";
+import { readOptionalJson } from "../readers/checkpoint.js";
 import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
 
 const { onnx } = onnxProto;
@@ -48,11 +49,6 @@ export function onnxModelFiles(folder: string): string[] {
     .map((f) => join(folder, f));
 }
 
-async function readJson(path: string): Promise<Record<string, unknown> | undefined> {
-  if (!existsSync(path)) return undefined;
-  return JSON.parse(await readFile(path, "utf8")) as Record<string, unknown>;
-}
-
 export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
   const file = resolve(modelFile);
   const folder = basename(dirname(file)) === "onnx" ? dirname(dirname(file)) : dirname(file);
@@ -84,8 +80,8 @@ export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
     }
     tensors.push({ name: init.name ?? "", type: dtype, ne: [...dims].reverse(), bytes, file: where });
   }
-  const config = (await readJson(join(folder, "config.json"))) ?? {};
-  const genai = (await readJson(join(folder, "genai_config.json"))) as { model?: { context_length?: number; decoder?: Record<string, number> } } | undefined;
+  const config = ((await readOptionalJson(join(folder, "config.json"))) ?? {}) as Record<string, unknown>;
+  const genai = (await readOptionalJson(join(folder, "genai_config.json"))) as { model?: { context_length?: number; decoder?: Record<string, number> } } | undefined;
   const decoder = genai?.model?.decoder ?? {};
   const nLayer = Number(config["num_hidden_layers"] ?? decoder["num_hidden_layers"]);
   const nEmbd = Number(config["hidden_size"] ?? decoder["hidden_size"]);

@@ -7,7 +7,7 @@
 
 import type { FileHandle } from "node:fs/promises";
 import { UserError } from "../../errors.js";
-import type { FloatDtype } from "../../readers/dtypes.js";
+import { SAFETENSORS_DTYPES, type FloatDtype } from "../../readers/dtypes.js";
 import { convertFloats, countNonFinite, decodeFloats, encodeFloats } from "../../quant/float.js";
 import { affineQuantize, type AffineGroups, type MlxBits } from "./affine.js";
 import { writeFully } from "../write-fully.js";
@@ -69,7 +69,7 @@ type Pass = "direct" | "exact-ternary" | "lossy-ternary";
 async function encodePass(unit: MlxUnit, context: EncodeContext, pass: Pass): Promise<UnitResult> {
   const { source, dtype, encoding } = unit;
   const [rows, columns] = source.shape.length >= 2 ? [source.shape[0]!, source.shape.slice(1).reduce((a, b) => a * b, 1)] : [1, source.shape[0] ?? 1];
-  const sourceBytesPerValue = source.dtype === "F32" ? 4 : 2;
+  const sourceBytesPerValue = bytesPerValue(source.dtype);
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / Math.max(1, columns)));
   const scan = new TernaryScan();
   let nonFiniteInSource = 0;
@@ -115,12 +115,12 @@ async function encodePass(unit: MlxUnit, context: EncodeContext, pass: Pass): Pr
   return { nonFiniteInSource, overflowed };
 }
 
-function bytesPerValue(dtype: FloatDtype): number {
-  return dtype === "F32" ? 4 : 2;
-}
-
 function roundTo(dtype: FloatDtype): (x: number) => number {
   return (x) => decodeFloats(encodeFloats(Float32Array.of(x), dtype), dtype)[0]!;
+}
+
+function bytesPerValue(dtype: FloatDtype): number {
+  return SAFETENSORS_DTYPES[dtype].bytes;
 }
 
 async function writeAt(context: EncodeContext, output: string, offsetInTensor: number, bytes: Uint8Array): Promise<void> {
