@@ -11,7 +11,8 @@ import { resolveArchitectureFor } from "../arch/index.js";
 import { hfTensorName, isIgnoredTensor, roleKind, tensorNameMapper } from "../arch/tensor-names.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
-import { OnnxWeightPlan, type OnnxBits } from "../plan/onnx.js";
+import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, type OnnxBits } from "../options.js";
+import { OnnxWeightPlan } from "../plan/onnx.js";
 import { openCheckpoint, readOptionalJson, type Checkpoint } from "../readers/checkpoint.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { buildDecoder } from "../writers/onnx/decoder.js";
@@ -21,7 +22,7 @@ import { encodeModel } from "../writers/onnx/proto.js";
 import type { FloatStorage, ValueStats } from "../writers/onnx/weights.js";
 import { StagingFolder } from "../writers/staging-folder.js";
 
-export type { OnnxBits } from "../plan/onnx.js";
+export type { OnnxBits } from "../options.js";
 export type { OnnxLayout } from "../writers/onnx/layout.js";
 
 export interface OnnxConversionProgress {
@@ -71,9 +72,9 @@ export interface OnnxReport {
   readonly warnings: readonly string[];
 }
 
-const VALID_BITS: readonly number[] = [32, 16, 8, 4, 1.58];
-const VALID_GROUPS: readonly number[] = [16, 32, 64, 128];
-const VALID_ACCURACY_LEVELS: readonly number[] = [0, 1, 4];
+const VALID_BITS: readonly number[] = ONNX_BITS;
+const VALID_GROUPS: readonly number[] = ONNX_GROUP_SIZES;
+const VALID_ACCURACY_LEVELS: readonly number[] = ACCURACY_LEVELS;
 
 interface OnnxSettings {
   readonly bits: OnnxBits;

@@ -1,29 +1,18 @@
 import { existsSync, statSync } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { llamaCppGraphTraits } from "../arch/index.js";
 import { UserError } from "../errors.js";
 import { headCounts, type Artifact, type ArtifactTensor, type DecoderHparams } from "./artifact.js";
-import { contiguousBytes, ggmlType } from "./ggml-types.js";
-
-/** llama_ftype (include/llama.h) -> the name llama.cpp's quantize tool uses. */
-const FILE_TYPES: Record<number, string> = {
-  0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M",
-  13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS",
-  21: "Q2_K_S", 22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M", 28: "IQ2_S",
-  29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
-};
-
-const SHARD = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/;
+import { contiguousBytes, fileTypeName, ggmlType } from "../quant/ggml-types.js";
+import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 
 /** Reads a GGUF file (or every shard of a split GGUF) into the fit model's description. */
 export async function readGgufArtifact(path: string): Promise<Artifact> {
   const full = resolve(path);
   if (!existsSync(full)) throw new UserError("no such file", { file: path });
-  const shardMatch = SHARD.exec(basename(full));
-  const files = shardMatch
-    ? Array.from({ length: Number(shardMatch[3]) }, (_, i) => join(dirname(full), `${shardMatch[1]}-${String(i + 1).padStart(5, "0")}-of-${shardMatch[3]}.gguf`))
-    : [full];
+  const split = parseSplitPath(full);
+  const files = split ? Array.from({ length: split.count }, (_, i) => splitPath(split.prefix, i, split.count)) : [full];
   const tensors: ArtifactTensor[] = [];
   let metadata: Record<string, unknown> = {};
   for (const [index, file] of files.entries()) {
@@ -91,7 +80,7 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
     path: full,
     format: "gguf",
     name: String(metadata["general.name"] ?? basename(full, ".gguf")),
-    quantization: fileType === undefined ? dominantType(tensors) : (FILE_TYPES[Number(fileType)] ?? `file type ${String(fileType)}`),
+    quantization: fileType === undefined ? dominantType(tensors) : fileTypeName(Number(fileType)),
     hparams,
     tensors,
     weightBytes,

@@ -5,11 +5,11 @@
  * in a 4-bit export (Q4_0 keeps output.weight at Q6_K), the token embedding follows the scheme.
  */
 import { isBlockLinear, type TensorRole } from "../arch/tensor-names.js";
+import type { OnnxBits } from "../options.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import type { NBitsMethod } from "../writers/onnx/nbits.js";
 import { ternaryStatistics, type FloatStorage } from "../writers/onnx/weights.js";
 
-export type OnnxBits = 32 | 16 | 8 | 4 | 1.58;
 
 /** How one weight is stored. */
 export type WeightEncoding =

@@ -5,7 +5,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import type { DecoderHparams } from "../../arch/config.js";
 import { UserError } from "../../errors.js";
-import type { OnnxBits } from "../../plan/onnx.js";
+import type { OnnxBits } from "../../options.js";
 
 export type OnnxLayout = "genai" | "transformersjs";
 export const ONNX_LAYOUTS: readonly OnnxLayout[] = ["genai", "transformersjs"];
