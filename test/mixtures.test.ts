@@ -1,6 +1,7 @@
 import { spawnSync } from "node:child_process";
 import { rmSync } from "node:fs";
 import { join } from "node:path";
+import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertToGguf } from "../src/convert/gguf.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
@@ -9,6 +10,7 @@ import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
 import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, requireLlamaQuantize } from "./support/llama-quantize.js";
+import { readQuantizeTypes, writeQuantizeTypes, type RecordedModel } from "./support/quantize-types.js";
 import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
 
 // llama_model_quantize is the oracle of every test here: without it the suite fails, naming the library.
@@ -21,6 +23,30 @@ const QUANTIZED = SCHEMES.filter((s) => ![GgmlType.F32, GgmlType.F16, GgmlType.B
 /** Metadata keys allowed to differ from llama-quantize's output: none. */
 const ALLOWED_METADATA_DIFFERENCES: string[] = [];
 const THREADS = 2;
+
+/**
+ * llama_model_quantize's type for every tensor, per model and scheme, recorded for the fast tier
+ * (mixture-rules.test.ts checks src's mixture rules against it without llama.cpp). Each run checks
+ * the record still equals what llama_model_quantize does; EDGEQUANT_UPDATE_LLAMA_QUANTIZE_TYPES=1
+ * rewrites the models this run saw (after a node-llama-cpp update, say).
+ */
+const UPDATE_TYPES = process.env["EDGEQUANT_UPDATE_LLAMA_QUANTIZE_TYPES"] === "1";
+const recorded: Record<string, RecordedModel> = UPDATE_TYPES ? {} : readQuantizeTypes();
+const observed: Record<string, RecordedModel> = {};
+afterAll(() => {
+  // A run of some models (vitest -t) updates theirs and keeps the others' records.
+  if (UPDATE_TYPES) writeQuantizeTypes({ ...readQuantizeTypes(), ...observed });
+});
+
+/** What llama_model_quantize wrote: tensor names, shapes and types. */
+async function typesOf(path: string): Promise<{ tensors: [string, number[]][]; types: string[]; metadata: Record<string, unknown> }> {
+  const parsed = await gguf(path, { allowLocalFile: true });
+  return {
+    tensors: parsed.tensorInfos.map((t) => [t.name, t.shape.map(Number).reverse()]),
+    types: parsed.tensorInfos.map((t) => GGMLQuantizationType[t.dtype]),
+    metadata: parsed.metadata as unknown as Record<string, unknown>,
+  };
+}
 
 /**
  * edgequant straight from safetensors vs llama.cpp's llama_model_quantize applied to our GGUF of
@@ -40,6 +66,17 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
         // llama-quantize ternarises anything it is asked to; so must we, to compare bytes.
         await convertToGguf({ source: source(), output: ours, scheme, threads: THREADS, allowLossyTernary: true });
         llamaQuantize(bf16, theirs, scheme.fileType, THREADS);
+        const written = await typesOf(theirs);
+        const arch = String(written.metadata["general.architecture"]);
+        const model = (observed[label] ??= {
+          layers: Number(written.metadata[`${arch}.block_count`]),
+          heads: Number(written.metadata[`${arch}.attention.head_count`]),
+          kvHeads: Number(written.metadata[`${arch}.attention.head_count_kv`]),
+          tensors: written.tensors,
+          schemes: {},
+        });
+        expect(written.tensors).toEqual(model.tensors);
+        model.schemes[scheme.name] = written.types;
         const comparison = await compareGguf(ours, theirs);
         // Beyond the promise (same tensors): the key order matches llama-quantize's too, so whole files are equal.
         const wholeFile = spawnSync("cmp", ["-s", ours, theirs]).status === 0;
@@ -52,6 +89,10 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
         expect(wholeFile).toBe(true);
       }, 600_000);
     }
+    it("test/fixtures/llama-quantize-types.json records exactly these types", () => {
+      expect(Object.keys(observed[label]?.schemes ?? {})).toEqual(schemes.map((s) => s.name));
+      if (!UPDATE_TYPES) expect(observed[label], "stale: rerun with EDGEQUANT_UPDATE_LLAMA_QUANTIZE_TYPES=1").toEqual(recorded[label]);
+    });
   });
 }
 

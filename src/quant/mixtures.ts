@@ -15,7 +15,7 @@ export interface MixtureModel {
   readonly is70B: boolean;
 }
 
-interface MixtureTensor {
+export interface MixtureTensor {
   readonly name: string;
   /** PyTorch order; the last entry is the row length (ggml's ne[0]). */
   readonly shape: readonly number[];

@@ -2,7 +2,7 @@
 
 import { openSync, readSync, closeSync } from "node:fs";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
-import { tensorBytes } from "../../src/quant/ggml-types.js";
+import { requireGgml } from "./ggml-oracle.js";
 
 export interface GgufComparison {
   readonly tensors: number;
@@ -31,7 +31,9 @@ export async function compareGguf(oursPath: string, theirsPath: string): Promise
         mismatches.push({ name: info.name, ours: typeName(info.dtype), theirs: typeName(other.dtype) });
         continue;
       }
-      const length = tensorBytes(info.dtype as never, info.shape.map(Number).reverse());
+      // ggml's own row size (not src's byte count) times the rows
+      const shape = info.shape.map(Number);
+      const length = requireGgml().rowSize(info.dtype, shape[0]!) * shape.slice(1).reduce((a, b) => a * b, 1);
       const a = read(fdOurs, Number(ours!.tensorDataOffset + info.offset), length);
       const b = read(fdTheirs, Number(theirs!.tensorDataOffset + other.offset), length);
       if (!a.equals(b)) {
