@@ -72,9 +72,8 @@ export interface OnnxReport {
   readonly warnings: readonly string[];
 }
 
-const VALID_BITS: readonly number[] = ONNX_BITS;
-const VALID_GROUPS: readonly number[] = ONNX_GROUP_SIZES;
-const VALID_ACCURACY_LEVELS: readonly number[] = ACCURACY_LEVELS;
+/** Whether `value` is one of `allowed` (the options module's lists), for values from untyped callers. */
+const oneOf = (allowed: readonly number[], value: number): boolean => allowed.includes(value);
 
 interface OnnxSettings {
   readonly bits: OnnxBits;
@@ -86,16 +85,16 @@ interface OnnxSettings {
 
 function validateOptions(options: OnnxConversionOptions): OnnxSettings {
   const { bits } = options;
-  if (!VALID_BITS.includes(bits)) throw new UserError(`ONNX bits must be one of ${VALID_BITS.join(", ")}; got ${bits}`);
+  if (!oneOf(ONNX_BITS, bits)) throw new UserError(`ONNX bits must be one of ${ONNX_BITS.join(", ")}; got ${bits}`);
   const quantized = bits === 8 || bits === 4 || bits === 1.58;
   if (options.groupSize !== undefined) {
     if (!quantized) throw new UserError(`the group size applies to 8-, 4- and 1.58-bit ONNX exports, not ${bits}-bit`);
-    if (!VALID_GROUPS.includes(options.groupSize)) throw new UserError(`the ONNX group size must be one of ${VALID_GROUPS.join(", ")} (MatMulNBits needs a power of two >= 16); got ${options.groupSize}`);
+    if (!oneOf(ONNX_GROUP_SIZES, options.groupSize)) throw new UserError(`the ONNX group size must be one of ${ONNX_GROUP_SIZES.join(", ")} (MatMulNBits needs a power of two >= 16); got ${options.groupSize}`);
   }
   const layout = options.layout ?? "genai";
   if (!ONNX_LAYOUTS.includes(layout)) throw new UserError(`unknown ONNX layout '${String(layout)}' (${ONNX_LAYOUTS.join(", ")})`);
   const accuracyLevel = options.accuracyLevel ?? (bits === 8 || bits === 4 ? 4 : 0);
-  if (!VALID_ACCURACY_LEVELS.includes(accuracyLevel)) throw new UserError(`the MatMulNBits accuracy level must be one of ${VALID_ACCURACY_LEVELS.join(", ")}; got ${String(accuracyLevel)}`);
+  if (!oneOf(ACCURACY_LEVELS, accuracyLevel)) throw new UserError(`the MatMulNBits accuracy level must be one of ${ACCURACY_LEVELS.join(", ")}; got ${String(accuracyLevel)}`);
   return { bits, quantized, groupSize: options.groupSize ?? 32, layout, accuracyLevel };
 }
 

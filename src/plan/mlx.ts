@@ -24,7 +24,7 @@ import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/
 import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
-import type { FloatDtype } from "../readers/dtypes.js";
+import { SAFETENSORS_DTYPES, type FloatDtype } from "../readers/dtypes.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { type MlxBits, type MlxGroupSize } from "../writers/mlx/affine.js";
 import { packedWords } from "../writers/mlx/pack.js";
@@ -210,8 +210,9 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   return { hparams, units, quantization, configUpdates, decisions, castDtype };
 }
 
-export function bytesOf(dtype: OutputDtype): number {
-  return dtype === "F16" || dtype === "BF16" ? 2 : 4;
+/** Bytes per value, from the one safetensors dtype table. */
+function bytesOf(dtype: OutputDtype): number {
+  return SAFETENSORS_DTYPES[dtype].bytes;
 }
 
 /**
