@@ -91,7 +91,7 @@ describe("a model folder that cannot be converted says why", () => {
     const dir = copyFixture(TINY_LLAMA);
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, architectures: ["GPTBigCodeForCausalLM"] }));
-    const result = expectRejected(dir, /unsupported architecture 'GPTBigCodeForCausalLM'; supported architectures: /);
+    const result = expectRejected(dir, /architecture GPTBigCodeForCausalLM is not supported; supported: /);
     for (const supported of ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"]) {
       expect(result.stderr).toContain(supported);
     }

@@ -8,6 +8,7 @@ import { minicpm } from "./minicpm.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
+import { unsupportedArchitectureMessage } from "./unsupported.js";
 
 export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite];
 
@@ -24,7 +25,7 @@ export function resolveArchitecture(config: HfConfig, configFile: string): Archi
   const name = declared[0];
   const found = ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(name));
   if (!found) {
-    throw new UserError(`unsupported architecture '${name}'; supported architectures: ${supportedHfArchitectures().join(", ")}`, { file: configFile });
+    throw new UserError(unsupportedArchitectureMessage(name, ARCHITECTURES), { file: configFile });
   }
   return found;
 }
@@ -46,7 +47,7 @@ export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, c
 /** The architecture a GGUF names in general.architecture. */
 export function architectureByGgufName(name: string, file: string): Architecture {
   const found = ARCHITECTURES.find((arch) => arch.gguf === name);
-  if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
+  if (!found) throw new UserError(`architecture '${name}' is not supported; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
   return found;
 }
 
