@@ -194,3 +194,13 @@ describe("bad flags exit with code 2 and say what is accepted", () => {
     });
   }
 });
+
+describe("a GGUF destination without the .gguf extension is refused before any work", () => {
+  it("-o model.bin exits 2, naming the file, and writes nothing", () => {
+    const output = join(outDir, "model.bin");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "-o", output, "--no-progress"]);
+    expect(result.stderr).toContain(`${output}: a GGUF output's name must end in .gguf`);
+    expect(result.code).toBe(2);
+    expect(existsSync(output)).toBe(false);
+  });
+});
