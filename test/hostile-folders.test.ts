@@ -1,0 +1,89 @@
+// Folder entries that are not what their names say (a folder or a named pipe called
+// model.safetensors, shard names that point at the folder itself, an index that is `null`) are
+// refused with the file named and exit 2, before anything blocks or is written; a GGUF input that
+// is refused leaves no file handle open.
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { convertToGguf } from "../src/convert/gguf.js";
+import { UserError } from "../src/errors.js";
+import { resolveScheme } from "../src/quant/schemes.js";
+import { openGgufInput } from "../src/readers/gguf-input.js";
+import { TINY_LLAMA, copyFixture, listFiles, runCli, tempDir } from "./support/cli.js";
+
+const outDir = tempDir();
+afterAll(() => rmSync(outDir, { recursive: true, force: true }));
+
+/** Converts `source`: exit 2 within the CLI's own time (no hang), the message, nothing written. */
+function refused(source: string, message: RegExp): void {
+  const output = join(outDir, `out-${Math.random().toString(36).slice(2)}.gguf`);
+  const result = runCli(["convert", source, "--to", "gguf", "-o", output, "--no-progress"], { shellPrefix: "timeout 60" });
+  expect(result.stderr).toMatch(message);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  expect(result.code).toBe(2);
+  expect(existsSync(output)).toBe(false);
+  expect(listFiles(outDir).filter((name) => !name.endsWith(".gguf"))).toEqual([]);
+}
+
+function withIndex(index: unknown): string {
+  const dir = copyFixture(TINY_LLAMA);
+  writeFileSync(join(dir, "model.safetensors.index.json"), JSON.stringify(index));
+  return dir;
+}
+
+describe("folder entries that are not regular files are refused by name, never read", () => {
+  it("model.safetensors that is a folder", () => {
+    const dir = copyFixture(TINY_LLAMA);
+    rmSync(join(dir, "model.safetensors"));
+    mkdirSync(join(dir, "model.safetensors"));
+    refused(dir, /model\.safetensors: expected a safetensors file, found a folder/);
+  });
+
+  it("model.safetensors that is a named pipe (opening it would block forever)", () => {
+    const dir = copyFixture(TINY_LLAMA);
+    rmSync(join(dir, "model.safetensors"));
+    execFileSync("mkfifo", [join(dir, "model.safetensors")]);
+    refused(dir, /model\.safetensors: expected a safetensors file, found a named pipe/);
+  });
+
+  it("tokenizer.json that is a named pipe", () => {
+    const dir = copyFixture(TINY_LLAMA);
+    execFileSync("mkfifo", [join(dir, "tokenizer.json")]);
+    refused(dir, /tokenizer\.json: expected a file, found a named pipe/);
+  });
+
+  it("a .jinja chat template that is a folder", () => {
+    const dir = copyFixture(TINY_LLAMA);
+    mkdirSync(join(dir, "additional_chat_templates", "tool_use.jinja"), { recursive: true });
+    refused(dir, /tool_use\.jinja: expected a chat template file, found a folder/);
+  });
+
+  it("config.json that is a folder", () => {
+    const dir = copyFixture(TINY_LLAMA);
+    rmSync(join(dir, "config.json"));
+    mkdirSync(join(dir, "config.json"));
+    refused(dir, /config\.json: expected a JSON file, found a folder/);
+  });
+});
+
+describe("model.safetensors.index.json is validated before any shard is opened", () => {
+  it("an index that is null", () => {
+    refused(withIndex(null), /model\.safetensors\.index\.json: missing 'weight_map'/);
+  });
+
+  it.each([[".."], ["."], [""], ["sub/model.safetensors"]])("a shard named %j", (shard) => {
+    refused(withIndex({ weight_map: { "model.embed_tokens.weight": shard } }), /model\.safetensors\.index\.json: invalid shard name/);
+  });
+});
+
+describe("a refused GGUF input leaves no file handle open", () => {
+  it("re-quantizing an already quantized GGUF 20 times in one process opens no descriptor for good", async () => {
+    const quantized = join(outDir, "tiny-q8_0.gguf");
+    await convertToGguf({ source: TINY_LLAMA, output: quantized, scheme: resolveScheme("q8_0") });
+    const descriptors = () => readdirSync("/proc/self/fd").length;
+    const before = descriptors();
+    for (let i = 0; i < 20; i++) await expect(openGgufInput(quantized)).rejects.toThrow(UserError);
+    expect(descriptors()).toBe(before);
+  });
+});
