@@ -65,3 +65,12 @@ describe("a reader that closes the pipe early is not an error", () => {
     expect(result.code).toBe(0);
   });
 });
+
+describe("an ONNX output folder may have any name", () => {
+  it("-o <dir>/onnx (the name of transformers.js's subfolder) converts and fits", () => {
+    const output = join(dir, "named", "onnx");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "onnx", "--bits", "4", "-o", output, "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(`${output}.fit.json`)).toBe(true);
+  });
+});
