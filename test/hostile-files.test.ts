@@ -1,9 +1,9 @@
-// Folder entries that are not what their names say (a folder or a named pipe called
-// model.safetensors, shard names that point at the folder itself, an index that is `null`) are
-// refused with the file named and exit 2, before anything blocks or is written; a GGUF input that
-// is refused leaves no file handle open.
+// Files that are not what their names say: folder entries that are folders or named pipes,
+// shard names that point at the folder itself, an index that is `null`, are refused with the file
+// named and exit 2, before anything blocks or is written. A GGUF input that is refused leaves no
+// file handle open; one whose metadata fit cannot model still converts.
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertToGguf } from "../src/convert/gguf.js";
@@ -85,5 +85,24 @@ describe("a refused GGUF input leaves no file handle open", () => {
     const before = descriptors();
     for (let i = 0; i < 20; i++) await expect(openGgufInput(quantized)).rejects.toThrow(UserError);
     expect(descriptors()).toBe(before);
+  });
+});
+
+describe("a finished conversion is not turned into a failure by its fit step", () => {
+  it("a GGUF input without embedding_length re-quantizes (exit 0, the model in place) and the missing fit manifest is a warning", async () => {
+    const f16 = join(outDir, "tiny-f16.gguf");
+    await convertToGguf({ source: TINY_LLAMA, output: f16, scheme: resolveScheme("f16") });
+    const bytes = readFileSync(f16);
+    const key = Buffer.from("llama.embedding_length");
+    const at = bytes.indexOf(key);
+    expect(at).toBeGreaterThan(0);
+    bytes[at + key.length - 1] = "X".charCodeAt(0); // llama.embedding_lengtX: an unknown key, the real one gone
+    const broken = join(outDir, "broken.gguf");
+    writeFileSync(broken, bytes);
+    const output = join(outDir, "requantized.gguf");
+    const result = runCli(["convert", broken, "--to", "gguf", "--scheme", "q8_0", "-o", output, "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(output)).toBe(true);
+    expect(result.stderr).toContain(`warning: the model is written, but not its fit manifest: ${output}: GGUF has no llama.embedding_length`);
   });
 });
