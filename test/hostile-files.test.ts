@@ -10,6 +10,9 @@ import { convertToGguf } from "../src/convert/gguf.js";
 import { UserError } from "../src/errors.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { openGgufInput } from "../src/readers/gguf-input.js";
+import { GgmlType } from "../src/quant/ggml-types.js";
+import { str, u32 } from "../src/writers/gguf/metadata.js";
+import { writeGguf } from "../src/writers/gguf/writer.js";
 import { TINY_LLAMA, copyFixture, listFiles, runCli, tempDir } from "./support/cli.js";
 
 const outDir = tempDir();
@@ -104,5 +107,28 @@ describe("a finished conversion is not turned into a failure by its fit step", (
     expect(result.code, result.stderr).toBe(0);
     expect(existsSync(output)).toBe(true);
     expect(result.stderr).toContain(`warning: the model is written, but not its fit manifest: ${output}: GGUF has no llama.embedding_length`);
+  });
+});
+
+describe("a GGUF input's general.alignment is checked as llama.cpp checks it", () => {
+  // 0 is refused by the GGUF parser itself, 7 and 12 by our check (llama.cpp wants a power of two).
+  it.each([
+    [7, "metadata key 'general.alignment' must be a power of two, got 7"],
+    [12, "metadata key 'general.alignment' must be a power of two, got 12"],
+    [0, "not a readable GGUF file (general.alignment must be a positive integer, got 0)"],
+  ])("alignment %i is refused with the key named, exit 2", async (alignment, message) => {
+    const path = join(outDir, `align-${alignment}.gguf`);
+    await writeGguf(path, new Map([["general.architecture", str("llama")], ["general.alignment", u32(8)]]), [
+      { name: "t", type: GgmlType.F32, shape: [8], produce: async function* () { yield new Uint8Array(32); } },
+    ]);
+    // The key, its type (u32 = 4) and its value 8: patch the value in place.
+    const bytes = readFileSync(path);
+    const key = Buffer.from("general.alignment");
+    const value = bytes.indexOf(key) + key.length + 4;
+    expect(bytes.readUInt32LE(value)).toBe(8);
+    bytes.writeUInt32LE(alignment, value);
+    writeFileSync(path, bytes);
+    await expect(openGgufInput(path)).rejects.toThrow(`${path}: ${message}`);
+    refused(path, new RegExp(`${path}: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
   });
 });

@@ -29,6 +29,7 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
     if (key === "version" || key === "tensor_count" || key === "kv_count") continue;
     metadata.set(key, toValue(key, entry as { value: unknown; type: GGUFValueType; subType?: GGUFValueType }, path));
   }
+  checkAlignment(metadata, path);
   const dataStart = Number(parsed.tensorDataOffset);
   // Every tensor's type is checked before the file is opened, so a refusal leaks no handle.
   const floats = parsed.tensorInfos.map((info) => {
@@ -56,6 +57,15 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
     };
   });
   return { path, metadata, tensors, close: () => handle.close() };
+}
+
+/** The writer pads to the input's alignment, so it is checked here as llama.cpp's gguf.cpp checks it. */
+function checkAlignment(metadata: GgufMetadata, file: string): void {
+  const value = metadata.get("general.alignment")?.value;
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || (value & (value - 1)) !== 0 || value > 1 << 30) {
+    throw new UserError(`metadata key 'general.alignment' must be a power of two, got ${JSON.stringify(value)}`, { file });
+  }
 }
 
 function toValue(key: string, entry: { value: unknown; type: GGUFValueType; subType?: GGUFValueType }, file: string): GgufValue {
