@@ -10,11 +10,12 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, test } from "vitest";
 import { TINY_LLAMA } from "./support/cli.js";
-import { checkFit, fitCases, fitReport, settings, type FitModel, type FitPair } from "./support/fit-cases.js";
+import { checkFit, convertedGguf, fitCases, fitReport, settings, type FitModel, type FitPair } from "./support/fit-cases.js";
 import { disposeFitLlama } from "./support/fit-llama.js";
 import { cachedGguf, GGUF_CACHE } from "./support/gguf-cache.js";
 import { writeSyntheticGguf, type SyntheticModel } from "./support/fit-synthetic-gguf.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
+import { writeSyntheticCheckpoint } from "./support/synthetic-checkpoint.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 
 const CONTEXTS = [512, 2048, 8192];
@@ -52,6 +53,14 @@ const FIT_MODELS: FitModel[] = [
   {
     name: "llama tied Q4_0 (synthetic)",
     gguf: zeroGguf("synthetic-llama-tied-q4_0.gguf", { arch: "llama", layers: 4, embd: 256, heads: 4, kvHeads: 2, headDim: 64, ff: 512, vocab: 512, context: 4096, type: GgmlType.Q4_0, tied: true }),
+    settings: settings(CONTEXTS, [false, true]),
+  },
+  // granite-3.3-2b-instruct's config: the muP scales add nodes to llama.cpp's graph
+  {
+    name: "granite (synthetic) Q4_K_M",
+    gguf: convertedGguf("granite", "q4_k_m", (dir) =>
+      writeSyntheticCheckpoint(dir, { modelType: "granite", hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true }),
+    ),
     settings: settings(CONTEXTS, [false, true]),
   },
 ];
