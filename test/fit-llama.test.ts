@@ -63,6 +63,14 @@ const FIT_MODELS: FitModel[] = [
     ),
     settings: settings(CONTEXTS, [false, true]),
   },
+  // SmolLM3-3B's config: layers 3 and 7 skip RoPE (llama.cpp's every-4th NoPE step), tied output
+  {
+    name: "smollm3 (synthetic) Q4_K_M",
+    gguf: convertedGguf("smollm3", "q4_k_m", (dir) =>
+      writeSyntheticCheckpoint(dir, { modelType: "smollm3", hidden: 256, layers: 8, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16" }),
+    ),
+    settings: settings(CONTEXTS, [false, true]),
+  },
 ];
 
 const pairs: FitPair[] = [];
