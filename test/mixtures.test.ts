@@ -115,3 +115,4 @@ function synthetic(modelType: SyntheticModelType): () => string {
 }
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
+describeModel("synthetic smollm3 (SmolLM3-3B's config)", synthetic("smollm3"));

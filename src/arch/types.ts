@@ -30,6 +30,8 @@ export interface DecoderFeatures {
   readonly residualScale?: number;
   readonly attentionScale?: number;
   readonly logitDivisor?: number;
+  /** Layers (0-based) whose attention applies no RoPE (SmolLM3's NoPE layers). */
+  readonly nopeLayers?: readonly number[];
 }
 
 /** How llama.cpp's graph for an architecture differs in ways fit's memory model counts. */
@@ -43,6 +45,8 @@ export interface LlamaCppGraphTraits {
   readonly logitScale?: boolean;
   /** The GGUF key (without the arch prefix) whose positive value turns on attention logit softcapping. */
   readonly attnSoftcapKey?: string;
+  /** llama.cpp's n_no_rope_layer_step: layer il skips RoPE when (il + 1) % step == 0. */
+  readonly noRopeLayerStep?: number;
 }
 
 /**
@@ -60,6 +64,8 @@ export interface Architecture extends TensorNaming {
   readonly tensors: readonly TensorRole[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
   readonly requiredBiases?: readonly TensorRole[];
+  /** transformers' tie_word_embeddings default when config.json omits the key (false unless declared). */
+  readonly tieWordEmbeddingsDefault?: boolean;
   /**
    * HF stores Q/K rows for rotate-half RoPE; llama.cpp's "normal" RoPE for this
    * architecture wants each head's two halves interleaved.

@@ -199,6 +199,7 @@ function decoderShape(artifact: Artifact): DecoderShape {
     residualScale: details?.residualScale ?? false,
     logitScale: details?.logitScale ?? false,
     attnSoftcap: details?.attnSoftcap ?? false,
+    noRopeLayerStep: details?.noRopeLayerStep ?? 0,
   };
 }
 

@@ -36,6 +36,8 @@ export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | 
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  /** Layer il skips RoPE when (il + 1) % step == 0 (smollm3's NoPE layers); 0 for none. */
+  readonly noRopeLayerStep: number;
 }
 
 interface GraphParams {
@@ -211,8 +213,11 @@ class DecoderGraph {
     const cache = ((this.shape.swaLayers[il] ?? false) ? inputs.swa : inputs.base)!;
     let { Q, K, V } = this.qkv(il, cur);
     const ropeFactors = this.weight("rope_freqs.weight");
-    Q = g.rope(Q, inputs.positions, ropeFactors);
-    K = g.rope(K, inputs.positions, ropeFactors);
+    const step = this.shape.noRopeLayerStep;
+    if (step === 0 || (il + 1) % step !== 0) {
+      Q = g.rope(Q, inputs.positions, ropeFactors);
+      K = g.rope(K, inputs.positions, ropeFactors);
+    }
     if (inputs.kRot) {
       Q = this.hadamard(Q, inputs.kRot);
       K = this.hadamard(K, inputs.kRot);

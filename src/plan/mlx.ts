@@ -113,7 +113,7 @@ export function castDtypeOf(config: Readonly<Record<string, unknown>>): FloatDty
 
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
-  const hparams = reader.decoderHparams();
+  const hparams = reader.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};

@@ -16,6 +16,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { smollm3Options } from "./reference-smollm3.js";
 import { SafetensorsFile, type DecodedTensor } from "./safetensors.js";
 
 // ---------------------------------------------------------------------------
@@ -44,6 +45,8 @@ export interface ArchitectureOptions {
   logitInputScale: (config: Config) => number;
   /** The q.k scale; 1/sqrt(head_dim) unless the model sets its own (Granite's attention_multiplier). */
   attentionScale?: (config: Config) => number;
+  /** Whether each layer applies RoPE (all do unless given; SmolLM3's NoPE layers do not). */
+  ropeLayers?: (config: Config) => boolean[];
   /** BitNet: RMSNorm before o_proj (attn sub-norm) and before down_proj (ffn sub-norm). */
   subNorms: boolean;
   /** BitNet master weights: linear weights are ternarised (absmean) as the model does at inference. */
@@ -100,6 +103,7 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
     logitInputScale: (config) => 1 / num(config, "logits_scaling"),
     attentionScale: (config) => num(config, "attention_multiplier"),
   },
+  smollm3: smollm3Options(LLAMA_LIKE),
 };
 
 /**
@@ -150,6 +154,7 @@ interface Hyper {
   residualScale: number;
   logitInputScale: number;
   attentionScale: number;
+  ropeLayers: boolean[];
 }
 
 function num(config: Config, key: string, fallback?: number): number {
@@ -227,6 +232,7 @@ function readHyper(config: Config): Hyper {
     residualScale: arch.residualScale(config),
     logitInputScale: arch.logitInputScale(config),
     attentionScale: arch.attentionScale?.(config) ?? 1 / Math.sqrt(headDim),
+    ropeLayers: arch.ropeLayers?.(config) ?? Array.from({ length: num(config, "num_hidden_layers") }, () => true),
   };
 }
 
@@ -456,7 +462,7 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
     for (let i = 0; i < D; i++) x[t * D + i] = model.embed[token * D + i]! * h.embeddingScale;
   });
 
-  for (const layer of model.layers) {
+  for (const [l, layer] of model.layers.entries()) {
     // --- self-attention block
     const normed = rmsNormGroups(x, D, layer.inputNorm, h.eps);
     let q = applyLinear(normed, T, layer.q);
@@ -466,8 +472,10 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
       q = rmsNormGroups(q, h.headDim, layer.qNorm, h.eps);
       k = rmsNormGroups(k, h.headDim, layer.kNorm, h.eps);
     }
-    applyRope(q, T, h.heads, h.headDim, h.invFreq, h.arch.rope);
-    applyRope(k, T, h.kvHeads, h.headDim, h.invFreq, h.arch.rope);
+    if (h.ropeLayers[l]) {
+      applyRope(q, T, h.heads, h.headDim, h.invFreq, h.arch.rope);
+      applyRope(k, T, h.kvHeads, h.headDim, h.invFreq, h.arch.rope);
+    }
     let attended = causalAttention(q, k, v, T, h);
     if (layer.attnSubNorm) attended = rmsNormGroups(attended, h.heads * h.headDim, layer.attnSubNorm, h.eps);
     const attnOut = applyLinear(attended, T, layer.o);

@@ -9,9 +9,10 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { smollm3Config } from "./synthetic-smollm3.js";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -41,6 +42,7 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
+  smollm3: "SmolLM3ForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -105,9 +107,9 @@ function validate(spec: SyntheticSpec): void {
   }
 }
 
-/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
+/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding); SmolLM3 ties by default. */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? spec.modelType === "bitnet";
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -151,6 +153,8 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
     case "granite":
       return graniteConfig(spec, common);
+    case "smollm3":
+      return smollm3Config({ layers: spec.layers, tieEmbeddings: tiedEmbeddings(spec) }, common);
   }
 }
 
