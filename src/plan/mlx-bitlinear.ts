@@ -11,8 +11,8 @@
  *    trit * weight_scale is the ternary weight exactly;
  *  - config.json has no `quantization` (load_model would take the affine path, utils.py:391)
  *    but `quantization_config` with quant_method "bitnet" (utils.py:398), offline, "autobitlinear"
- *    (transformers' AutoBitLinear also multiplies by weight_scale), and lm_head excluded so an
- *    untied output layer stays a float nn.Linear.
+ *    (transformers' AutoBitLinear also multiplies by weight_scale). BitNet checkpoints are tied
+ *    (the architecture has no output layer), so bitnet_quantize finds no nn.Linear to replace.
  */
 
 import { UserError } from "../errors.js";
@@ -36,12 +36,5 @@ export function bitLinearUnit(base: Pick<MlxUnit, "source" | "module" | "role" |
   };
 }
 
-/** config.json's quantization_config for a BitLinear model; `lmHead` when an untied output layer is written. */
-export function bitnetQuantizationConfig(lmHead: boolean): Record<string, unknown> {
-  return {
-    quant_method: "bitnet",
-    linear_class: "autobitlinear",
-    quantization_mode: "offline",
-    ...(lmHead ? { modules_to_not_convert: ["lm_head"] } : {}),
-  };
-}
+/** config.json's quantization_config for a BitLinear model. */
+export const BITNET_QUANTIZATION_CONFIG: Readonly<Record<string, unknown>> = { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" };

@@ -29,7 +29,7 @@ import type { Checkpoint } from "../readers/checkpoint.js";
 import { isFloatDtype, SAFETENSORS_DTYPES, type FloatDtype } from "../readers/dtypes.js";
 import { bitnetLinearSource } from "../readers/ternary-sources.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
-import { bitLinearUnit, bitnetQuantizationConfig } from "./mlx-bitlinear.js";
+import { BITNET_QUANTIZATION_CONFIG, bitLinearUnit } from "./mlx-bitlinear.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { type MlxBits, type MlxGroupSize } from "../writers/mlx/affine.js";
 import { packedWords } from "../writers/mlx/pack.js";
@@ -190,8 +190,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     units.push(unit);
   }
   if (!bitLinear) return { hparams, units, quantization, configUpdates, decisions, castDtype };
-  const lmHead = units.some((unit) => unit.role === "output");
-  return { hparams, units, quantizationConfig: bitnetQuantizationConfig(lmHead), configUpdates, decisions, castDtype };
+  return { hparams, units, quantizationConfig: BITNET_QUANTIZATION_CONFIG, configUpdates, decisions, castDtype };
 }
 
 /** Every checkpoint tensor with its role and the name mlx-lm's model gives it; BitNet linear weights as the model computes with them. */
