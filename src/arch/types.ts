@@ -51,9 +51,10 @@ export interface MlxTraits {
   readonly checkConfig?: (config: ConfigReader) => void;
   /**
    * mlx-lm builds the decoder's linear layers as BitLinear: ternary codes + 1 packed four to a
-   * uint8 along the output dimension, times one `weight_scale` (mlx_lm/models/bitlinear_layers.py).
+   * uint8 along the output dimension, times one `weight_scale` (mlx_lm/models/bitlinear_layers.py);
+   * config.json then carries this `quantization_config` instead of a `quantization` block.
    */
-  readonly bitLinear?: boolean;
+  readonly bitLinear?: { readonly quantizationConfig: Readonly<Record<string, unknown>> };
   /** mlx-lm's tied-embedding path computes something else than its untied one: always write the output layer. */
   readonly untieOutput?: boolean;
   /** Tensor names mlx-lm's model declares where the checkpoint's may differ, by role (`{bid}` the block). */

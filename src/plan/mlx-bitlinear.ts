@@ -10,7 +10,7 @@
  *    inverts a projection. We write weight_scale = s, the tensor's one ternary magnitude, so that
  *    trit * weight_scale is the ternary weight exactly;
  *  - config.json has no `quantization` (load_model would take the affine path, utils.py:391)
- *    but `quantization_config` with quant_method "bitnet" (utils.py:398), offline, "autobitlinear"
+ *    but the architecture's `quantization_config`: quant_method "bitnet" (utils.py:398), offline, "autobitlinear"
  *    (transformers' AutoBitLinear also multiplies by weight_scale). BitNet checkpoints are tied
  *    (the architecture has no output layer), so bitnet_quantize finds no nn.Linear to replace.
  */
@@ -35,6 +35,3 @@ export function bitLinearUnit(base: Pick<MlxUnit, "source" | "module" | "role" |
     ],
   };
 }
-
-/** config.json's quantization_config for a BitLinear model. */
-export const BITNET_QUANTIZATION_CONFIG: Readonly<Record<string, unknown>> = { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" };

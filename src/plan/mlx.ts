@@ -29,7 +29,7 @@ import type { Checkpoint } from "../readers/checkpoint.js";
 import { isFloatDtype, SAFETENSORS_DTYPES, type FloatDtype } from "../readers/dtypes.js";
 import { bitnetLinearSource } from "../readers/ternary-sources.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
-import { BITNET_QUANTIZATION_CONFIG, bitLinearUnit } from "./mlx-bitlinear.js";
+import { bitLinearUnit } from "./mlx-bitlinear.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { type MlxBits, type MlxGroupSize } from "../writers/mlx/affine.js";
 import { packedWords } from "../writers/mlx/pack.js";
@@ -135,7 +135,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
-  const bitLinear = architecture.mlx?.bitLinear === true;
+  const bitLinear = architecture.mlx?.bitLinear !== undefined;
   if (bitLinear && options.bits !== 1.58) {
     throw new UserError(`mlx-lm's ${architecture.gguf} model holds its linear layers as BitLinear (ternary codes, mlx_lm/models/bitlinear_layers.py): convert it with --bits 1.58; got ${options.bits}`, { file: checkpoint.configFile });
   }
@@ -189,8 +189,8 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     }
     units.push(unit);
   }
-  if (!bitLinear) return { hparams, units, quantization, configUpdates, decisions, castDtype };
-  return { hparams, units, quantizationConfig: BITNET_QUANTIZATION_CONFIG, configUpdates, decisions, castDtype };
+  const quantizationConfig = architecture.mlx?.bitLinear?.quantizationConfig;
+  return quantizationConfig ? { hparams, units, quantizationConfig, configUpdates, decisions, castDtype } : { hparams, units, quantization, configUpdates, decisions, castDtype };
 }
 
 /** Every checkpoint tensor with its role and the name mlx-lm's model gives it; BitNet linear weights as the model computes with them. */
