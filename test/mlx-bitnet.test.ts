@@ -105,6 +105,7 @@ describe("BitNet master weights (microsoft/bitnet-b1.58-2B-4T-bf16's config) -> 
     console.log(`[mlx-bitnet] master weights: ${weights} BitLinear weights, ${mismatches} differ from the ternarised source; ${kept} float tensors kept; ${report.bitsPerWeight.toFixed(3)} bits per weight`);
     expect(mismatches).toBe(0);
     expect(report.layers).toEqual({ quantized: { "1.58": BITNET_SPEC.layers * 7 }, float: 1 });
+    expect(report.bitLinear).toBe(true);
   });
 });
 

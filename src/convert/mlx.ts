@@ -59,6 +59,8 @@ export interface MlxReport {
   readonly shards: number;
   /** Every choice that departs from the requested settings, tensor by tensor. */
   readonly decisions: readonly MlxDecision[];
+  /** The linear layers are mlx-lm BitLinear layers (BitNet), not affine groups. */
+  readonly bitLinear?: boolean;
   readonly warnings: readonly string[];
 }
 
@@ -99,6 +101,7 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
         files: [...shards.map((shard) => shard.file), "model.safetensors.index.json", "config.json", ...copied].sort(),
         shards: shards.length,
         decisions: [...plan.decisions, ...encoded.decisions],
+        ...(plan.quantizationConfig ? { bitLinear: true } : {}),
         warnings: encoded.warnings,
       };
     } catch (error) {
