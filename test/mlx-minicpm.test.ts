@@ -13,7 +13,7 @@
 //  M4 ModelArgs requires scale_emb, scale_depth, dim_model_base (18-26); head_dim is
 //     hidden_size // num_attention_heads (54).
 
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertToMlx } from "../src/convert/mlx.js";
@@ -116,4 +116,15 @@ it("a head_dim other than hidden_size / num_attention_heads is refused (M4)", as
   const error = await convertToMlx({ source, output: join(dir, "head-dim-mlx"), bits: 4 }).catch((e: unknown) => e);
   expect(error).toBeInstanceOf(UserError);
   expect((error as Error).message).toMatch(/head_dim 64 is not hidden_size \/ num_attention_heads/);
+});
+
+it("a config without rope_theta gets the value transformers reads it with, since minicpm.py defaults to 1e6 (line 28)", async () => {
+  const source = join(dir, "no-theta");
+  writeSyntheticCheckpoint(source, SPEC);
+  const { rope_theta: theta, ...config } = JSON.parse(readFileSync(join(source, "config.json"), "utf8")) as Record<string, unknown>;
+  expect(theta).toBe(10000);
+  writeFileSync(join(source, "config.json"), JSON.stringify(config));
+  const report = await convertToMlx({ source, output: join(dir, "no-theta-mlx"), bits: 4 });
+  expect(readMlxFolder(join(dir, "no-theta-mlx")).config["rope_theta"]).toBe(10000);
+  expect(report.decisions.map((d) => [d.tensor, d.action])).toEqual([["config.json", "config"]]);
 });

@@ -143,8 +143,12 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   checkRequiredTensors(checkpoint, architecture, hparams.layers, "mlx-lm");
   const sources = outputLayer(checkpoint, architecture, planned, decisions, configUpdates);
   if (checkpoint.config["rope_theta"] === undefined) {
-    // mlx-lm's defaults differ by model file (minicpm.py: 1e6) from transformers'.
     configUpdates["rope_theta"] = hparams.ropeTheta;
+    decisions.push({
+      tensor: "config.json",
+      action: "config",
+      message: `config.json has no rope_theta; wrote ${hparams.ropeTheta}, the value the model is read with, since mlx-lm's model files default differently (qwen2.py and minicpm.py to 1e6)`,
+    });
   }
 
   const quantization: Record<string, number | string | QuantizationParams> = {
