@@ -142,7 +142,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
   const planned = plannedSources(checkpoint, architecture, bitLinear);
   checkRequiredTensors(checkpoint, architecture, hparams.layers, "mlx-lm");
   const sources = outputLayer(checkpoint, architecture, planned, decisions, configUpdates);
-  if (checkpoint.config["rope_theta"] === undefined) {
+  if (checkpoint.config["rope_theta"] === undefined || checkpoint.config["rope_theta"] === null) {
     configUpdates["rope_theta"] = hparams.ropeTheta;
     decisions.push({
       tensor: "config.json",
