@@ -49,6 +49,22 @@ export interface LlamaCppGraphTraits {
   readonly noRopeLayerStep?: number;
 }
 
+/** How mlx-lm's model file for an architecture departs from the Llama layout the MLX writer starts from. */
+export interface MlxTraits {
+  /** Refuses configurations mlx-lm's model file would compute wrongly. */
+  readonly checkConfig?: (config: ConfigReader) => void;
+  /**
+   * mlx-lm builds the decoder's linear layers as BitLinear: ternary codes + 1 packed four to a
+   * uint8 along the output dimension, times one `weight_scale` (mlx_lm/models/bitlinear_layers.py);
+   * config.json then carries this `quantization_config` instead of a `quantization` block.
+   */
+  readonly bitLinear?: { readonly quantizationConfig: Readonly<Record<string, unknown>> };
+  /** mlx-lm's tied-embedding path computes something else than its untied one: always write the output layer. */
+  readonly untieOutput?: boolean;
+  /** Tensor names mlx-lm's model declares where the checkpoint's may differ, by role (`{bid}` the block). */
+  readonly names?: Partial<Readonly<Record<TensorRole, string>>>;
+}
+
 /**
  * Everything edgequant knows about one model architecture, for every format. Adding one
  * means adding one such file in src/arch/ and listing it in src/arch/index.ts.
@@ -85,6 +101,7 @@ export interface Architecture extends TensorNaming {
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
+  readonly mlx?: MlxTraits;
 }
 
 /** The decoder features of a plain Llama block. */

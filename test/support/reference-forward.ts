@@ -110,7 +110,7 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
  * BitNet's weight_quant, as the model applies it to its master weights: s = max(mean|W|, 1e-5),
  * W' = clamp(round_half_even(W * (1/s)), -1, 1) / (1/s), each step in float32.
  */
-function bitnetWeightQuant(weight: Float32Array): Float32Array {
+export function bitnetWeightQuant(weight: Float32Array): Float32Array {
   let sum = 0;
   for (const w of weight) sum += Math.abs(w);
   const s = Math.fround(Math.max(Math.fround(sum / weight.length), 1e-5));
