@@ -10,7 +10,7 @@ import { anyJson, applyMutations, mutations } from "./values.js";
 const VALID_RECIPE = {
   name: "tiny",
   source: "./model",
-  outputs: { gguf: ["q4_k_m", { scheme: "q8_0", split_max_size: "1G" }], onnx: [{ bits: 4, layout: "genai" }], mlx: [{ bits: 4, group_size: 64 }] },
+  outputs: { gguf: ["q4_k_m", { scheme: "q8_0", "split-max-size": "1G" }], onnx: [{ bits: 4, layout: "genai" }], mlx: [{ bits: 4, "group-size": 64 }] },
   fit: { devices: ["iphone-15"], contexts: [2048, "8k"] },
 };
 

@@ -27,6 +27,7 @@ function baseTokenizer(): Record<string, unknown> {
       { id: size + 1, content: "<|end|>", single_word: false, lstrip: false, rstrip: false, normalized: false, special: true },
     ],
     normalizer: null,
+    post_processor: null,
     pre_tokenizer: {
       type: "Sequence",
       pretokenizers: [
