@@ -5,6 +5,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { checkRegularFile } from "../readers/regular-file.js";
+import { checkTokenizerJsonShape } from "./tokenizer-json-shape.js";
 
 /** The parts of a Hugging Face tokenizer.json this module reads. */
 export interface TokenizerJson {
@@ -79,6 +80,7 @@ function parseTokenizerJson(text: string, file: string): TokenizerJson {
   if (!isObject(value) || !isObject(value["model"])) {
     throw new UserError("not a Hugging Face tokenizer.json: it has no \"model\" object", { file });
   }
+  checkTokenizerJsonShape(value, file);
   return value as unknown as TokenizerJson;
 }
 
