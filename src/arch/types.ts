@@ -79,6 +79,13 @@ export interface Architecture extends TensorNaming {
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
+  /**
+   * Hybrid models: the roles block `block` holds (LFM2's convolution blocks have no attention
+   * tensors). Without it every block holds every block role. A block without attn_k has no KV heads.
+   */
+  readonly blockRoles?: (config: ConfigReader) => (block: number) => readonly TensorRole[];
+  /** Corrects the shared hyperparameters from this architecture's own keys (LFM2's feed-forward width). */
+  readonly hparams?: (hparams: DecoderHparams, config: ConfigReader) => DecoderHparams;
 }
 
 /** The decoder features of a plain Llama block. */

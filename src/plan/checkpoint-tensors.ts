@@ -1,4 +1,5 @@
 import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
+import { ConfigReader } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -37,6 +38,7 @@ export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Archi
  * The output projection may be absent: the runtimes then reuse the token embedding (tied).
  */
 export function checkRequiredTensors(checkpoint: Checkpoint, architecture: Architecture, layers: number, neededBy?: string): void {
-  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name));
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
+  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name), blockRoles);
   if (missing.length > 0) throw new UserError(`checkpoint is missing tensors${neededBy ? ` ${neededBy} needs` : ""}: ${listed(missing)}`, { file: checkpoint.directory });
 }

@@ -19,8 +19,9 @@
  */
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
 import type { Architecture } from "../arch/types.js";
-import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/tensor-names.js";
+import { hfTensorName, isBlockLinear, mlxConvShape, roleKind, type TensorRole } from "../arch/tensor-names.js";
 import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
@@ -113,7 +114,7 @@ export function castDtypeOf(config: Readonly<Record<string, unknown>>): FloatDty
 
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
-  const hparams = reader.decoderHparams();
+  const hparams = architectureHparams(architecture, reader);
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
@@ -158,7 +159,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     const floatUnit = (): MlxUnit => ({
       source, module, role, dtype, parameters,
       encoding: { kind: "float" },
-      outputs: [{ name: source.name, dtype, shape: source.shape, byteLength: parameters * bytesOf(dtype) }],
+      outputs: [{ name: source.name, dtype, shape: roleKind(role) === "conv" ? mlxConvShape(source.shape) : source.shape, byteLength: parameters * bytesOf(dtype) }],
     });
     if (!(roleKind(role) !== "norm" && suffix === "weight" && source.shape.length === 2)) {
       units.push(floatUnit());
