@@ -1,7 +1,7 @@
 import { UserError } from "../errors.js";
 import { u32 } from "../writers/gguf/metadata.js";
 import type { ConfigReader } from "./config.js";
-import type { TensorRole } from "./tensor-names.js";
+import { TENSOR_ROLES, type TensorRole } from "./tensor-names.js";
 import { PLAIN_DECODER, type Architecture } from "./types.js";
 
 /** Roles every LFM2 block holds: the operator norm and the SwiGLU feed-forward. */
@@ -73,6 +73,7 @@ export const lfm2: Architecture = {
   },
   hparams: (hparams, config) => ({ ...hparams, intermediateSize: feedForwardWidth(config) }),
   extraMetadata: (_hparams, config) => [["lfm2.shortconv.l_cache", u32(config.integer(["conv_L_cache"]))]],
+  llamaCppGraph: { shortConv: true, outputNorm: `${TENSOR_ROLES.token_embd_norm.gguf}.weight` },
   checkConfig: (config) => {
     // llama.cpp's lfm2 graph has no convolution biases; a checkpoint with them would not load.
     if (config.boolean("conv_bias", false)) throw new UserError("conv_bias is true; llama.cpp's LFM2 graph has no convolution biases", { file: "config.json" });

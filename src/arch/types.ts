@@ -43,6 +43,10 @@ export interface LlamaCppGraphTraits {
   readonly logitScale?: boolean;
   /** The GGUF key (without the arch prefix) whose positive value turns on attention logit softcapping. */
   readonly attnSoftcapKey?: string;
+  /** LFM2's hybrid graph: short-convolution blocks (recurrent state) beside attention blocks. */
+  readonly shortConv?: boolean;
+  /** GGUF name of the final norm's weight when it is not output_norm.weight. */
+  readonly outputNorm?: string;
 }
 
 /**

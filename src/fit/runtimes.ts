@@ -200,6 +200,7 @@ function llamaCppModel(artifact: Artifact, runtime: Runtime, device: Device, con
           ...(backend === "cpu" ? { modelMapped: w.host, modelRepack: w.repack } : { modelDevice: w.device, modelHostMapped: w.host }),
           kvK: e.kv.k,
           kvV: e.kv.v,
+          ...(e.kv.recurrent > 0 ? { recurrentState: e.kv.recurrent } : {}),
           computeBuffer: e.compute,
           ...(e.computeHost > 0 ? { computeHostBuffer: e.computeHost } : {}),
           ...(e.cpuWork > 0 ? { cpuWorkBuffer: e.cpuWork } : {}),
