@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertToGguf } from "../src/convert/gguf.js";
+import { convertToOnnx } from "../src/convert/onnx.js";
+import { UserError } from "../src/errors.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { CORPUS, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp, lastLlamaCppRun, llamaCppLogits, llamaCppTokenize } from "./support/llama-cpp.js";
@@ -64,4 +66,14 @@ describe("llama.cpp computes the reference logits from our F32 GGUF of a tiny LF
     expect(mismatches).toBe(0);
     expect(maxAbsDiff).toBeLessThanOrEqual(1e-4);
   }, 300_000);
+});
+
+describe("ONNX output refuses LFM2, naming why", () => {
+  it("--to onnx is a UserError that says onnxruntime-genai's builder has no LFM2", async () => {
+    const source = join(dir, "lfm2-onnx");
+    writeLfm2Checkpoint(source);
+    const attempt = convertToOnnx({ source, output: join(dir, "lfm2-onnx-out"), bits: 32 });
+    await expect(attempt).rejects.toBeInstanceOf(UserError);
+    await expect(attempt).rejects.toThrow(/Lfm2ForCausalLM \(lfm2\) converts to gguf, mlx only: onnxruntime-genai's model builder has no LFM2/);
+  });
 });

@@ -37,7 +37,8 @@ export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, c
     throw new UserError(
       `${format.toUpperCase()} output supports ${ARCHITECTURES.filter((a) => a.formats.includes(format)).map((a) => a.gguf).join(", ")} ` +
         `(${supportedHfArchitectures(format).join(", ")}); ` +
-        `${architecture.hfArchitectures[0]} (${architecture.gguf}) converts to ${architecture.formats.join(", ")} only`,
+        `${architecture.hfArchitectures[0]} (${architecture.gguf}) converts to ${architecture.formats.join(", ")} only` +
+        (architecture.unsupportedBecause?.[format] ? `: ${architecture.unsupportedBecause[format]}` : ""),
       { file: configFile },
     );
   }

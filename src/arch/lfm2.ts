@@ -52,8 +52,10 @@ function feedForwardWidth(config: ConfigReader): number {
 export const lfm2: Architecture = {
   gguf: "lfm2",
   hfArchitectures: ["Lfm2ForCausalLM", "LFM2ForCausalLM"],
-  // onnxruntime-genai's model builder has no LFM2 (its README's supported list), and our ONNX graph has no short convolution.
   formats: ["gguf", "mlx"],
+  unsupportedBecause: {
+    onnx: "onnxruntime-genai's model builder has no LFM2 (no layout for its short-convolution state), and edgequant's ONNX decoder graph has no short convolution",
+  },
   tensors: ["token_embd", "token_embd_norm", "output", ...new Set([...ATTENTION_BLOCK, ...CONV_BLOCK])],
   hfNames: {
     attn_norm: ["model.layers.{bid}.operator_norm"],

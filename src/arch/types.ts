@@ -60,6 +60,8 @@ export interface Architecture extends TensorNaming {
   readonly hfArchitectures: readonly string[];
   /** The formats this architecture converts to. */
   readonly formats: readonly OutputFormat[];
+  /** Why a format is not among `formats`, for the refusal message. */
+  readonly unsupportedBecause?: Partial<Readonly<Record<OutputFormat, string>>>;
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
