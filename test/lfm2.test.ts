@@ -13,7 +13,8 @@ import { CORPUS, tempDir } from "./support/cli.js";
 import { disposeLlamaCpp, lastLlamaCppRun, llamaCppLogits, llamaCppTokenize } from "./support/llama-cpp.js";
 import { compareLogits } from "./support/logit-metrics.js";
 import { referenceLfm2Logits } from "./support/reference-lfm2.js";
-import { TINY_LFM2, lfm2FeedForwardWidth, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
+import { writeHfFolder } from "./support/synthetic-checkpoint.js";
+import { TINY_LFM2, lfm2Config, lfm2FeedForwardWidth, lfm2Tensors, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
 
 const dir = tempDir();
 afterAll(async () => {
@@ -75,5 +76,34 @@ describe("ONNX output refuses LFM2, naming why", () => {
     const attempt = convertToOnnx({ source, output: join(dir, "lfm2-onnx-out"), bits: 32 });
     await expect(attempt).rejects.toBeInstanceOf(UserError);
     await expect(attempt).rejects.toThrow(/Lfm2ForCausalLM \(lfm2\) converts to gguf, mlx only: onnxruntime-genai's model builder has no LFM2/);
+  });
+});
+
+describe("LFM2 input problems are UserErrors naming the file, key or tensor", () => {
+  it("a conv block without its in_proj is refused naming it; attention tensors are not asked of conv blocks", async () => {
+    const source = join(dir, "lfm2-missing");
+    writeHfFolder(source, lfm2Config(TINY_LFM2), lfm2Tensors(TINY_LFM2).filter((t) => t.name !== "model.layers.3.conv.in_proj.weight"));
+    const attempt = convertToGguf({ source, output: join(dir, "missing.gguf"), scheme: resolveScheme({ scheme: "f32" }) });
+    await expect(attempt).rejects.toBeInstanceOf(UserError);
+    await expect(attempt).rejects.toThrow(/checkpoint is missing tensors: model\.layers\.3\.conv\.in_proj\.weight$/);
+  });
+
+  it("conv_bias: true (which llama.cpp's graph cannot run) and unknown layer types are refused", async () => {
+    const biased = join(dir, "lfm2-bias");
+    writeHfFolder(biased, { ...lfm2Config(TINY_LFM2), conv_bias: true }, lfm2Tensors(TINY_LFM2));
+    await expect(convertToGguf({ source: biased, output: join(dir, "bias.gguf"), scheme: resolveScheme({ scheme: "f32" }) })).rejects.toThrow(/conv_bias is true/);
+    const odd = join(dir, "lfm2-odd");
+    writeHfFolder(odd, { ...lfm2Config(TINY_LFM2), layer_types: ["conv", "conv", "mamba", "conv", "conv", "full_attention"] }, lfm2Tensors(TINY_LFM2));
+    await expect(convertToGguf({ source: odd, output: join(dir, "odd.gguf"), scheme: resolveScheme({ scheme: "f32" }) })).rejects.toThrow(/layer_types\[2\] is 'mamba'/);
+  });
+
+  it("re-quantizing our F32 GGUF reads the per-layer head_count_kv and types tensors as converting the checkpoint does", async () => {
+    const source = join(dir, "lfm2");
+    const direct = join(dir, "lfm2-q4_k_m.gguf");
+    const requantized = join(dir, "lfm2-f32-q4_k_m.gguf");
+    await convertToGguf({ source, output: direct, scheme: resolveScheme({ scheme: "q4_k_m" }) });
+    await convertToGguf({ source: join(dir, "lfm2-f32.gguf"), output: requantized, scheme: resolveScheme({ scheme: "q4_k_m" }) });
+    const types = async (path: string) => (await gguf(path, { allowLocalFile: true })).tensorInfos.map((t) => [t.name, Number(t.dtype)]);
+    expect(await types(requantized)).toEqual(await types(direct));
   });
 });

@@ -21,6 +21,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertToMlx } from "../src/convert/mlx.js";
+import { readMlxArtifact } from "../src/fit/mlx-artifact.js";
 import { tempDir } from "./support/cli.js";
 import { dequantizeMlxFolder, floatValues, readMlxFolder, referenceQuantizeMatrix, wordValues, type MlxFolder } from "./support/mlx-reference.js";
 import { SafetensorsFile } from "./support/safetensors.js";
@@ -108,5 +109,10 @@ describe("tiny LFM2 -> MLX 4-bit, group 64 (mlx_lm/models/lfm2.py)", () => {
     // edge may then be clamped, by at most levels * 0.5 / (levels / 2) = 1 step; 1% for the BF16 scale's rounding.
     expect(worst).toBeLessThanOrEqual(1.01);
     console.log(`[mlx-lfm2] ${modules} quantized modules bit-identical to MLX's quantizer; worst |dequantized - source| ${worst.toFixed(3)} steps`);
+  });
+
+  it("fit counts KV only for mlx-lm's attention layers (lfm2.py:312-316 make_cache: KVCache there, ArraysCache for conv)", async () => {
+    const artifact = await readMlxArtifact(output);
+    expect(artifact.hparams.nHeadKv).toEqual(TINY_LFM2.layerTypes.map((t) => (t === "full_attention" ? TINY_LFM2.kvHeads : 0)));
   });
 });

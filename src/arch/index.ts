@@ -1,5 +1,5 @@
 import { UserError } from "../errors.js";
-import type { HfConfig } from "./config.js";
+import { ConfigReader, type HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
 import { granite } from "./granite.js";
 import { lfm2 } from "./lfm2.js";
@@ -50,6 +50,14 @@ export function architectureByGgufName(name: string, file: string): Architecture
   const found = ARCHITECTURES.find((arch) => arch.gguf === name);
   if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
   return found;
+}
+
+/** KV heads of each layer for a config.json: none in a hybrid architecture's blocks without attention. */
+export function kvHeadsOfLayers(config: HfConfig, configFile: string, kvHeads: readonly number[]): number[] {
+  const declared = config["architectures"];
+  const architecture = Array.isArray(declared) ? ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(String(declared[0]))) : undefined;
+  const roles = architecture?.blockRoles?.(new ConfigReader(config, configFile));
+  return kvHeads.map((n, il) => (!roles || roles(il).includes("attn_k") ? n : 0));
 }
 
 /** What fit's memory model needs to know of llama.cpp's graph for a GGUF's `general.architecture`. */
