@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { readGgufArtifact } from "../src/fit/gguf-artifact.js";
 import { DEFAULT_LLAMA_CPP, estimateLlamaCpp } from "../src/fit/llama-cpp.js";
-import { tempDir } from "./support/cli.js";
+import { runCli, tempDir } from "./support/cli.js";
 import { disposeFitLlama, hostRepackProfile, measureLlamaCpp, type LlamaCppReport } from "./support/fit-llama.js";
 import { cachedGguf } from "./support/gguf-cache.js";
 import { TINY_LFM2, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
@@ -60,4 +60,25 @@ describe("fit models llama.cpp's hybrid memory for LFM2 within 5%", () => {
     expect(ours.kv.recurrent).toBe(CONV_LAYERS * SPEC.hidden * (SPEC.convLCache - 1) * 4);
     expect(Math.abs(ours.compute - measured.compute) / measured.compute).toBeLessThanOrEqual(TOLERANCE);
   }, 300_000);
+});
+
+describe("edgequant fit on an LFM2 GGUF", () => {
+  test("reports the graph as replayed, KV only for attention layers and the conv state beside it", () => {
+    const run = runCli(["fit", models["F16"]!, "--ctx", "2048", "--json", "--devices", "raspberry-pi-5-8gb"]);
+    expect(run.stderr).toBe("");
+    expect(run.code).toBe(0);
+    const manifest = JSON.parse(run.stdout) as {
+      artifacts: { kvHeads: number; kvBytesPerToken: { f16: number } }[];
+      results: { estimated: string[]; rows: { kvCache: number; breakdown: Record<string, number> }[] }[];
+    };
+    const attentionLayers = SPEC.layerTypes.length - CONV_LAYERS;
+    const headDim = SPEC.hidden / SPEC.heads;
+    expect(manifest.artifacts[0]!.kvHeads).toBe(SPEC.kvHeads);
+    expect(manifest.artifacts[0]!.kvBytesPerToken.f16).toBe(attentionLayers * SPEC.kvHeads * headDim * 2 * 2);
+    const result = manifest.results[0]!;
+    expect(result.estimated).toEqual(["overhead"]);
+    const row = result.rows[0]!;
+    expect(row.breakdown["recurrentState"]).toBe(CONV_LAYERS * SPEC.hidden * (SPEC.convLCache - 1) * 4);
+    expect(row.kvCache).toBe(row.breakdown["kvK"]! + row.breakdown["kvV"]! + row.breakdown["recurrentState"]!);
+  }, 120_000);
 });
