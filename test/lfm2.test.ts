@@ -88,6 +88,15 @@ describe("LFM2 input problems are UserErrors naming the file, key or tensor", ()
     await expect(attempt).rejects.toThrow(/checkpoint is missing tensors: model\.layers\.3\.conv\.in_proj\.weight$/);
   });
 
+  it("an attention tensor in a convolution block is refused naming it", async () => {
+    const source = join(dir, "lfm2-misplaced");
+    const tensors = lfm2Tensors(TINY_LFM2);
+    const q = tensors.find((t) => t.name === "model.layers.2.self_attn.q_proj.weight")!;
+    writeHfFolder(source, lfm2Config(TINY_LFM2), [...tensors, { ...q, name: "model.layers.0.self_attn.q_proj.weight" }]);
+    const attempt = convertToGguf({ source, output: join(dir, "misplaced.gguf"), scheme: resolveScheme({ scheme: "f32" }) });
+    await expect(attempt).rejects.toThrow(/tensors the lfm2 architecture does not define \(in their block\): model\.layers\.0\.self_attn\.q_proj\.weight$/);
+  });
+
   it("conv_bias: true (which llama.cpp's graph cannot run) and unknown layer types are refused", async () => {
     const biased = join(dir, "lfm2-bias");
     writeHfFolder(biased, { ...lfm2Config(TINY_LFM2), conv_bias: true }, lfm2Tensors(TINY_LFM2));

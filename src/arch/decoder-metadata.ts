@@ -43,8 +43,13 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, fe
 
 /** KV heads of each layer: none in the blocks a hybrid architecture gives no attention. */
 export function kvHeadsPerLayer(arch: Architecture, hparams: DecoderHparams, config: ConfigReader): number[] {
+  return withoutAttentionless(arch, config, Array.from({ length: hparams.layers }, () => hparams.kvHeads));
+}
+
+/** `kvHeads` (one per layer) with 0 for the blocks without attention (no attn_k role). */
+export function withoutAttentionless(arch: Architecture, config: ConfigReader, kvHeads: readonly number[]): number[] {
   const roles = arch.blockRoles?.(config);
-  return Array.from({ length: hparams.layers }, (_, block) => (!roles || roles(block).includes("attn_k") ? hparams.kvHeads : 0));
+  return kvHeads.map((n, block) => (!roles || roles(block).includes("attn_k") ? n : 0));
 }
 
 /** The shared hyperparameters with the architecture's corrections. */

@@ -2,6 +2,7 @@ import { UserError } from "../errors.js";
 import { ConfigReader, type HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
 import { granite } from "./granite.js";
+import { withoutAttentionless } from "./decoder-metadata.js";
 import { lfm2 } from "./lfm2.js";
 import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
@@ -56,8 +57,7 @@ export function architectureByGgufName(name: string, file: string): Architecture
 export function kvHeadsOfLayers(config: HfConfig, configFile: string, kvHeads: readonly number[]): number[] {
   const declared = config["architectures"];
   const architecture = Array.isArray(declared) ? ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(String(declared[0]))) : undefined;
-  const roles = architecture?.blockRoles?.(new ConfigReader(config, configFile));
-  return kvHeads.map((n, il) => (!roles || roles(il).includes("attn_k") ? n : 0));
+  return architecture ? withoutAttentionless(architecture, new ConfigReader(config, configFile), kvHeads) : [...kvHeads];
 }
 
 /** What fit's memory model needs to know of llama.cpp's graph for a GGUF's `general.architecture`. */

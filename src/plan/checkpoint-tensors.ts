@@ -20,15 +20,17 @@ function listed(names: readonly string[]): string {
  */
 export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Architecture, skip?: (name: string) => boolean): MappedTensor[] {
   const mapName = tensorNameMapper(architecture);
+  // Hybrids: a block holds only its kind's roles (an attention tensor in a convolution block would not load).
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
   const mapped: MappedTensor[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
     if (isIgnoredTensor(tensor.name) || skip?.(tensor.name)) continue;
     const name = mapName(tensor.name);
-    if (name) mapped.push({ tensor, name });
+    if (name && (name.block === undefined || !blockRoles || blockRoles(name.block).includes(name.role))) mapped.push({ tensor, name });
     else unmapped.push(tensor.name);
   }
-  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${listed(unmapped)}`, { file: checkpoint.directory });
+  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define${blockRoles ? " (in their block)" : ""}: ${listed(unmapped)}`, { file: checkpoint.directory });
   return mapped;
 }
 
