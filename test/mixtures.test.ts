@@ -12,6 +12,7 @@ import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, requireLlamaQuantize } from "./support/llama-quantize.js";
 import { readQuantizeTypes, writeQuantizeTypes, type RecordedModel } from "./support/quantize-types.js";
 import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
+import { TINY_LFM2, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
 
 // llama_model_quantize is the oracle of every test here: without it the suite fails, naming the library.
 requireLlamaQuantize();
@@ -37,6 +38,11 @@ afterAll(() => {
   // A run of some models (vitest -t) updates theirs and keeps the others' records.
   if (UPDATE_TYPES) writeQuantizeTypes({ ...readQuantizeTypes(), ...observed });
 });
+
+/** A per-layer list's first entry (hybrid models' head_count_kv), what llama_model_quantize's n_gqa() reads. */
+function layerZero(value: unknown): number {
+  return Number(Array.isArray(value) ? value[0] : value);
+}
 
 /** What llama_model_quantize wrote: tensor names, shapes and types. */
 async function typesOf(path: string): Promise<{ tensors: [string, number[]][]; types: string[]; metadata: Record<string, unknown> }> {
@@ -71,7 +77,7 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
         const model = (observed[label] ??= {
           layers: Number(written.metadata[`${arch}.block_count`]),
           heads: Number(written.metadata[`${arch}.attention.head_count`]),
-          kvHeads: Number(written.metadata[`${arch}.attention.head_count_kv`]),
+          kvHeads: layerZero(written.metadata[`${arch}.attention.head_count_kv`]),
           tensors: written.tensors,
           schemes: {},
         });
@@ -116,3 +122,13 @@ function synthetic(modelType: SyntheticModelType): () => string {
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
 describeModel("synthetic smollm3 (SmolLM3-3B's config)", synthetic("smollm3"));
+
+// LFM2: layer 0 is a convolution block, so llama.cpp's n_gqa() is 0 (8 heads over 2 KV heads would give 4
+// and flip q2_k's attn_v); conv kernels stay F32; in_proj/out_proj quantize as plain weights.
+let lfm2Folder: string | undefined;
+describeModel("synthetic lfm2 (LFM2-350M's config)", () => {
+  if (lfm2Folder) return lfm2Folder;
+  lfm2Folder = join(dir, "synthetic-lfm2");
+  writeLfm2Checkpoint(lfm2Folder, { ...TINY_LFM2, hidden: 256, heads: 8, kvHeads: 2, blockFfDim: 1000, blockMultipleOf: 256, seed: 23 });
+  return lfm2Folder;
+});

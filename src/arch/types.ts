@@ -47,6 +47,10 @@ export interface LlamaCppGraphTraits {
   readonly attnSoftcapKey?: string;
   /** llama.cpp's n_no_rope_layer_step: layer il skips RoPE when (il + 1) % step == 0. */
   readonly noRopeLayerStep?: number;
+  /** LFM2's hybrid graph: short-convolution blocks (recurrent state) beside attention blocks. */
+  readonly shortConv?: boolean;
+  /** GGUF name of the final norm's weight when it is not output_norm.weight. */
+  readonly outputNorm?: string;
 }
 
 /** How mlx-lm's model file for an architecture departs from the Llama layout the MLX writer starts from. */
@@ -76,6 +80,8 @@ export interface Architecture extends TensorNaming {
   readonly hfArchitectures: readonly string[];
   /** The formats this architecture converts to. */
   readonly formats: readonly OutputFormat[];
+  /** Why a format is not among `formats`, for the refusal message. */
+  readonly unsupportedBecause?: Partial<Readonly<Record<OutputFormat, string>>>;
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
@@ -102,6 +108,13 @@ export interface Architecture extends TensorNaming {
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
   readonly mlx?: MlxTraits;
+  /**
+   * Hybrid models: the roles block `block` holds (LFM2's convolution blocks have no attention
+   * tensors). Without it every block holds every block role. A block without attn_k has no KV heads.
+   */
+  readonly blockRoles?: (config: ConfigReader) => (block: number) => readonly TensorRole[];
+  /** Corrects the shared hyperparameters from this architecture's own keys (LFM2's feed-forward width). */
+  readonly hparams?: (hparams: DecoderHparams, config: ConfigReader) => DecoderHparams;
 }
 
 /** The decoder features of a plain Llama block. */

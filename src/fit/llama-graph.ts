@@ -29,7 +29,7 @@ export interface WeightInfo {
 }
 
 /** What the graph needs to know about a decoder model (sliding-window layers' caches hold window + ubatch cells). */
-export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | "nVocab" | "headDimK" | "headDimV" | "nHead" | "nHeadKv" | "swaLayers" | "slidingWindow"> {
+export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | "nVocab" | "headDimK" | "headDimV" | "nHead" | "nHeadKv" | "swaLayers" | "slidingWindow" | "recurrentState"> {
   /** Weights by GGUF name; a missing optional tensor (bias, norm) is simply absent. */
   readonly weights: ReadonlyMap<string, WeightInfo>;
   readonly embeddingScale: boolean;
@@ -38,9 +38,13 @@ export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | 
   readonly attnSoftcap: boolean;
   /** Layer il skips RoPE when (il + 1) % step == 0 (smollm3's NoPE layers); 0 for none. */
   readonly noRopeLayerStep: number;
+  /** The graph's block structure: LFM2's short-convolution hybrid (./shortconv-graph.ts) or the transformer block. */
+  readonly shortConv?: boolean;
+  /** GGUF name of the final norm's tensor when it is not output_norm (LFM2's token_embd_norm). */
+  readonly outputNorm?: string;
 }
 
-interface GraphParams {
+export interface GraphParams {
   /** Tokens in the reserved micro-batch: min(n_ctx, n_ubatch). */
   readonly nTokens: number;
   readonly nOutputs: number;
@@ -58,7 +62,7 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
   let inpL = b.inputEmbeddings();
   const inputs = b.layerInputs();
   for (let il = 0; il < shape.nLayer; il++) inpL = b.layer(il, inpL, inputs);
-  b.output(inpL);
+  b.output(inpL, shape.outputNorm);
   return b.gf;
 }
 
@@ -71,7 +75,7 @@ interface CacheInputs {
 }
 
 /** The inputs every layer reads, made once before the first layer as llama.cpp makes them. */
-interface LayerInputs {
+export interface LayerInputs {
   readonly positions: Tensor;
   readonly base: CacheInputs | null;
   readonly swa: CacheInputs | null;
@@ -81,12 +85,12 @@ interface LayerInputs {
   readonly outIds: Tensor;
 }
 
-class DecoderGraph {
+export class DecoderGraph {
   readonly g = new GraphContext();
   readonly gf = new ComputeGraph();
   private readonly externals = new Map<string, Tensor>();
   /** Tokens in the micro-batch. */
-  private readonly T: number;
+  protected readonly T: number;
   /** V is stored transposed when flash attention is off. */
   private readonly vTrans: boolean;
   /** Widest V row of any layer: the transposed V cache is this wide in every layer. */
@@ -94,8 +98,8 @@ class DecoderGraph {
   private readonly hasSwa: boolean;
 
   constructor(
-    private readonly shape: DecoderShape,
-    private readonly params: GraphParams,
+    protected readonly shape: DecoderShape,
+    protected readonly params: GraphParams,
   ) {
     this.T = params.nTokens;
     this.vTrans = !params.flashAttention;
@@ -104,7 +108,7 @@ class DecoderGraph {
   }
 
   /** A weight by GGUF name (made external on first use), or null when the model has none. */
-  private weight(name: string): Tensor | null {
+  protected weight(name: string): Tensor | null {
     const hit = this.externals.get(name);
     if (hit) return hit;
     const info = this.shape.weights.get(name);
@@ -114,7 +118,7 @@ class DecoderGraph {
     return t;
   }
 
-  private required(name: string): Tensor {
+  protected required(name: string): Tensor {
     const t = this.weight(name);
     if (!t) throw new Error(`the model has no tensor '${name}'`);
     return t;
@@ -126,7 +130,7 @@ class DecoderGraph {
     return s ? this.g.mul(y, s) : y;
   }
 
-  private norm(x: Tensor, weightName: string): Tensor {
+  protected norm(x: Tensor, weightName: string): Tensor {
     const w = this.weight(weightName);
     const n = this.g.rmsNorm(x);
     return w ? this.g.mul(n, w) : n;
@@ -207,7 +211,7 @@ class DecoderGraph {
   }
 
   /** build_qkv, then build_attn: store K and V in the cache, attend over the whole cache, project the result. */
-  private attention(il: number, cur: Tensor, inputs: LayerInputs): Tensor {
+  protected attention(il: number, cur: Tensor, inputs: LayerInputs): Tensor {
     const { g, gf } = this;
     const p = `blk.${il}`;
     const cache = ((this.shape.swaLayers[il] ?? false) ? inputs.swa : inputs.base)!;
@@ -321,7 +325,7 @@ class DecoderGraph {
   }
 
   /** build_ffn: gated (SiLU/GELU via GLU) or plain up projection, the optional sub-norm, then down. */
-  private feedForward(p: string, cur: Tensor): Tensor {
+  protected feedForward(p: string, cur: Tensor): Tensor {
     const { g } = this;
     const up = this.weight(`${p}.ffn_up.weight`);
     const gate = this.weight(`${p}.ffn_gate.weight`);
@@ -338,9 +342,9 @@ class DecoderGraph {
   }
 
   /** The output norm (an output: result_norm) and the logits (result_output). */
-  output(inpL: Tensor): void {
+  output(inpL: Tensor, normName = "output_norm.weight"): void {
     const { g, gf, shape } = this;
-    let cur = this.norm(inpL, "output_norm.weight");
+    let cur = this.norm(inpL, normName);
     cur.name = "result_norm";
     cur.output = true;
     cur = g.mulMat(this.weight("output.weight") ?? this.required("token_embd.weight"), cur);

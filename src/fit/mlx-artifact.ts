@@ -4,6 +4,7 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
+import { kvHeadsOfLayers } from "../arch/index.js";
 import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
 import { readJson } from "../readers/checkpoint.js";
@@ -35,7 +36,8 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   const nEmbd = Number(text["hidden_size"]);
   if (!Number.isFinite(nLayer) || !Number.isFinite(nEmbd)) throw new UserError("config.json has no num_hidden_layers / hidden_size", { file: join(folder, "config.json") });
   const nHead = headCounts(text["num_attention_heads"], nLayer);
-  const nHeadKv = headCounts(text["num_key_value_heads"], nLayer, nHead[0]);
+  // mlx-lm's hybrids (lfm2) keep a KV cache only in their attention layers.
+  const nHeadKv = kvHeadsOfLayers(text, join(folder, "config.json"), headCounts(text["num_key_value_heads"], nLayer, nHead[0]));
   const headDim = Number(text["head_dim"] ?? nEmbd / (nHead[0] ?? 1));
   const nFf = Number(text["intermediate_size"] ?? 0);
   const quant = (config["quantization"] ?? config["quantization_config"]) as { bits?: number; group_size?: number } | undefined;

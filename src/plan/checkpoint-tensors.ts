@@ -1,4 +1,5 @@
 import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
+import { ConfigReader } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -19,15 +20,17 @@ function listed(names: readonly string[]): string {
  */
 export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Architecture, skip?: (name: string) => boolean): MappedTensor[] {
   const mapName = tensorNameMapper(architecture);
+  // Hybrids: a block holds only its kind's roles (an attention tensor in a convolution block would not load).
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
   const mapped: MappedTensor[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
     if (isIgnoredTensor(tensor.name) || skip?.(tensor.name)) continue;
     const name = mapName(tensor.name);
-    if (name) mapped.push({ tensor, name });
+    if (name && (name.block === undefined || !blockRoles || blockRoles(name.block).includes(name.role))) mapped.push({ tensor, name });
     else unmapped.push(tensor.name);
   }
-  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${listed(unmapped)}`, { file: checkpoint.directory });
+  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define${blockRoles ? " (in their block)" : ""}: ${listed(unmapped)}`, { file: checkpoint.directory });
   return mapped;
 }
 
@@ -37,6 +40,7 @@ export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Archi
  * The output projection may be absent: the runtimes then reuse the token embedding (tied).
  */
 export function checkRequiredTensors(checkpoint: Checkpoint, architecture: Architecture, layers: number, neededBy?: string): void {
-  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name));
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
+  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name), blockRoles);
   if (missing.length > 0) throw new UserError(`checkpoint is missing tensors${neededBy ? ` ${neededBy} needs` : ""}: ${listed(missing)}`, { file: checkpoint.directory });
 }

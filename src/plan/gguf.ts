@@ -1,8 +1,8 @@
 import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
-import { decoderMetadata } from "../arch/decoder-metadata.js";
-import { isBlockLinear } from "../arch/tensor-names.js";
+import { architectureHparams, decoderMetadata, kvHeadsPerLayer } from "../arch/decoder-metadata.js";
+import { ggufConvShape, isBlockLinear, roleKind } from "../arch/tensor-names.js";
 import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
@@ -56,7 +56,7 @@ type Candidate = Omit<PlannedTensor, "type">;
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
   architecture.checkConfig?.(config);
-  const hparams = config.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
+  const hparams = architectureHparams(architecture, config);
   const features = architecture.features(config, hparams);
   const ternary = ternaryLayout(checkpoint, architecture);
   // A packed weight's scale is read with its weight.
@@ -70,7 +70,8 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
           ? absmeanTernarySource(tensor.file.sourceTensor(tensor))
           : tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
-    return { name: mapped.gguf, shape: source.shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
+    const shape = roleKind(mapped.role) === "conv" ? ggufConvShape(source.shape) : source.shape;
+    return { name: mapped.gguf, shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
   });
   checkRequiredTensors(checkpoint, architecture, hparams.layers);
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
@@ -83,7 +84,8 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
     ["general.name", str(modelName)],
     ...decoderMetadata(architecture, hparams, features, config),
   ]);
-  const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: hparams.kvHeads };
+  // llama_model_quantize's n_gqa() reads layer 0's KV heads.
+  const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: kvHeadsPerLayer(architecture, hparams, config)[0]! };
   // Norms and other 1-D tensors stay F32, as llama.cpp's converter keeps them.
   const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, () => GgmlType.F32);
   return { architecture, hparams, metadata, tensors };
@@ -101,7 +103,9 @@ export function planFromGguf(input: GgufInput, scheme: Scheme): GgufPlan {
   if (typeof archName !== "string") throw new UserError("no general.architecture", { file: input.path });
   const architecture = architectureByGgufName(archName, input.path);
   const count = (key: string) => {
-    const value = input.metadata.get(`${archName}.${key}`)?.value;
+    const stored = input.metadata.get(`${archName}.${key}`)?.value;
+    // Per-layer lists (hybrid models' head_count_kv): llama_model_quantize reads layer 0's.
+    const value = typeof stored === "object" && stored !== null && "length" in stored ? (stored as ArrayLike<unknown>)[0] : stored;
     if (typeof value !== "number") throw new UserError(`missing ${archName}.${key}`, { file: input.path });
     return value;
   };

@@ -21,8 +21,9 @@
  */
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
 import type { Architecture } from "../arch/types.js";
-import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/tensor-names.js";
+import { hfTensorName, isBlockLinear, mlxConvShape, roleKind, type TensorRole } from "../arch/tensor-names.js";
 import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
@@ -131,7 +132,7 @@ interface PlannedSource {
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
   architecture.mlx?.checkConfig?.(reader);
-  const hparams = reader.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
+  const hparams = architectureHparams(architecture, reader);
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
@@ -164,7 +165,8 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     const module = planned.name.slice(0, planned.name.lastIndexOf("."));
     const parameters = source.shape.reduce((a, b) => a * b, 1);
     const base = { source, module, role, dtype, parameters };
-    const floatUnit = (): MlxUnit => ({ ...base, encoding: { kind: "float" }, outputs: [{ name: planned.name, dtype, shape: source.shape, byteLength: parameters * bytesOf(dtype) }] });
+    const shape = roleKind(role) === "conv" ? mlxConvShape(source.shape) : source.shape;
+    const floatUnit = (): MlxUnit => ({ ...base, encoding: { kind: "float" }, outputs: [{ name: planned.name, dtype, shape, byteLength: parameters * bytesOf(dtype) }] });
     if (!(roleKind(role) !== "norm" && suffix === "weight" && source.shape.length === 2)) {
       units.push(floatUnit());
       continue;

@@ -62,7 +62,7 @@ function uniformSource(seed: number): () => number {
   };
 }
 
-class Gaussian {
+export class Gaussian {
   private readonly uniform: () => number;
   private spare: number | null = null;
 
