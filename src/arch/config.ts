@@ -28,6 +28,11 @@ export interface DecoderHparams {
   readonly tieWordEmbeddings: boolean;
 }
 
+/** Far beyond any real model (the largest have ~130 layers, 128 heads, widths of ~50k): larger values are typos or attacks. */
+const MAX_LAYERS = 4096;
+const MAX_HEADS = 4096;
+const MAX_WIDTH = 1 << 24;
+
 export class ConfigReader {
   constructor(
     readonly config: HfConfig,
@@ -53,9 +58,10 @@ export class ConfigReader {
     return value;
   }
 
-  integer(keys: readonly string[]): number {
+  /** `max` bounds sizes before anything is allocated by them; tensors are checked against them later. */
+  integer(keys: readonly string[], max: number = 2 ** 31 - 1): number {
     const value = this.number(keys);
-    if (!Number.isSafeInteger(value) || value <= 0) throw new UserError(`'${keys[0]}' must be a positive integer, got ${value}`, { file: this.file });
+    if (!Number.isSafeInteger(value) || value <= 0 || value > max) throw new UserError(`'${keys[0]}' must be a positive integer up to ${max}, got ${value}`, { file: this.file });
     return value;
   }
 
@@ -81,18 +87,18 @@ export class ConfigReader {
 
   /** `tieWordEmbeddings` is transformers' default for the architecture when config.json omits the key. */
   decoderHparams(defaults: { tieWordEmbeddings?: boolean | undefined } = {}): DecoderHparams {
-    const hiddenSize = this.integer(["hidden_size", "n_embd", "dim"]);
-    const heads = this.integer(["num_attention_heads", "n_head", "n_heads"]);
+    const hiddenSize = this.integer(["hidden_size", "n_embd", "dim"], MAX_WIDTH);
+    const heads = this.integer(["num_attention_heads", "n_head", "n_heads"], MAX_HEADS);
     const explicitHeadDim = this.optionalNumber(["head_dim"]);
     const headDim = explicitHeadDim ?? hiddenSize / heads;
     if (!Number.isSafeInteger(headDim)) throw new UserError(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${heads}; set head_dim`, { file: this.file });
     return {
       contextLength: this.integer(["max_position_embeddings", "n_ctx", "n_positions", "max_length", "max_sequence_length", "model_max_length"]),
       hiddenSize,
-      intermediateSize: this.integer(["intermediate_size", "n_inner", "hidden_dim"]),
-      layers: this.integer(["num_hidden_layers", "n_layer", "n_layers"]),
+      intermediateSize: this.integer(["intermediate_size", "n_inner", "hidden_dim"], MAX_WIDTH),
+      layers: this.integer(["num_hidden_layers", "n_layer", "n_layers"], MAX_LAYERS),
       heads,
-      kvHeads: this.optionalNumber(["num_key_value_heads", "n_kv_heads"]) ?? heads,
+      kvHeads: this.optionalNumber(["num_key_value_heads", "n_kv_heads"]) === undefined ? heads : this.integer(["num_key_value_heads", "n_kv_heads"], heads),
       headDim,
       explicitHeadDim,
       ropeTheta: this.optionalNumber(["rope_theta"]) ?? (this.ropeParameters()?.["rope_theta"] as number | undefined) ?? 10000,

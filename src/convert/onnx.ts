@@ -12,6 +12,7 @@ import { hfTensorName, isIgnoredTensor, roleKind, tensorNameMapper } from "../ar
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, type OnnxBits } from "../options.js";
+import { checkHparamsAgainstTensors } from "../plan/checkpoint-tensors.js";
 import { OnnxWeightPlan } from "../plan/onnx.js";
 import { openCheckpoint, readOptionalJson, type Checkpoint } from "../readers/checkpoint.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
@@ -107,6 +108,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
     const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
     const hparams = reader.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
+    checkHparamsAgainstTensors(checkpoint, architecture, hparams);
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);
     const staging = await StagingFolder.create(output);

@@ -3,7 +3,7 @@ import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { architectureHparams, decoderMetadata, kvHeadsPerLayer } from "../arch/decoder-metadata.js";
 import { ggufConvShape, isBlockLinear, roleKind } from "../arch/tensor-names.js";
-import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
+import { checkHparamsAgainstTensors, checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -55,8 +55,9 @@ type Candidate = Omit<PlannedTensor, "type">;
  */
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
-  architecture.checkConfig?.(config);
   const hparams = architectureHparams(architecture, config);
+  checkHparamsAgainstTensors(checkpoint, architecture, hparams);
+  architecture.checkConfig?.(config);
   const features = architecture.features(config, hparams);
   const ternary = ternaryLayout(checkpoint, architecture);
   // A packed weight's scale is read with its weight.

@@ -24,7 +24,7 @@ import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { architectureHparams } from "../arch/decoder-metadata.js";
 import type { Architecture } from "../arch/types.js";
 import { hfTensorName, isBlockLinear, mlxConvShape, roleKind, type TensorRole } from "../arch/tensor-names.js";
-import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
+import { checkHparamsAgainstTensors, checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
 import { isFloatDtype, SAFETENSORS_DTYPES, type FloatDtype } from "../readers/dtypes.js";
@@ -131,8 +131,9 @@ interface PlannedSource {
 
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
-  architecture.mlx?.checkConfig?.(reader);
   const hparams = architectureHparams(architecture, reader);
+  checkHparamsAgainstTensors(checkpoint, architecture, hparams);
+  architecture.mlx?.checkConfig?.(reader);
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];
   const configUpdates: Record<string, unknown> = {};
