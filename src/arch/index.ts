@@ -5,11 +5,12 @@ import { granite } from "./granite.js";
 import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
 import { minicpm } from "./minicpm.js";
+import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, phi3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);

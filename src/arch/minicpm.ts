@@ -1,3 +1,4 @@
+import { longRopeFactors } from "./longrope.js";
 import { DECODER_ROLES } from "./tensor-names.js";
 import { PLAIN_DECODER, type Architecture } from "./types.js";
 
@@ -17,5 +18,7 @@ export const minicpm: Architecture = {
     residualScale: config.number(["scale_depth"]) / Math.sqrt(hparams.layers),
     logitDivisor: hparams.hiddenSize / config.number(["dim_model_base"]),
   }),
+  // MiniCPM4 / BitCPM4 use LongRoPE (conversion/minicpm.py writes the two factor tensors).
+  generatedTensors: longRopeFactors,
   llamaCppGraph: { embeddingScale: true, residualScale: true, logitScale: true },
 };

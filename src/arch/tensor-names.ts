@@ -21,6 +21,9 @@ export const TENSOR_ROLES = {
   ffn_gate: { gguf: "blk.{bid}.ffn_gate", hf: ["model.layers.{bid}.mlp.gate_proj"], kind: "linear" },
   ffn_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.up_proj"], kind: "linear" },
   ffn_down: { gguf: "blk.{bid}.ffn_down", hf: ["model.layers.{bid}.mlp.down_proj"], kind: "linear" },
+  // Fused projections (Phi-3): q, k, v rows stacked; gate rows then up rows, kept fused as llama.cpp's converter keeps them.
+  attn_qkv: { gguf: "blk.{bid}.attn_qkv", hf: ["model.layers.{bid}.self_attn.qkv_proj"], kind: "linear" },
+  ffn_gate_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.gate_up_proj"], kind: "linear" },
 } as const satisfies Record<string, { gguf: string; hf: readonly string[]; kind: RoleKind }>;
 
 /** What a role's weight is: it decides which tensors get quantized and which stay float. */

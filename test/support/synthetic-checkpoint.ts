@@ -10,8 +10,9 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
+import { fusePhi3Projections, miniCpm4Config, phi35Config, phi4MiniConfig, ternariseLinears } from "./synthetic-phi3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -25,6 +26,8 @@ export interface SyntheticSpec {
   seed: number;
   dtype: "F32" | "BF16" | "F16";
   tieEmbeddings?: boolean;
+  /** LongRoPE models: original_max_position_embeddings, shrunk so that a short test context uses the long factors. */
+  originalContext?: number;
 }
 
 export const TOKENIZER_SOURCE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../fixtures/tiny-llama");
@@ -41,6 +44,10 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
+  "phi3.5": "Phi3ForCausalLM",
+  "phi4-mini": "Phi3ForCausalLM",
+  minicpm4: "MiniCPMForCausalLM",
+  bitcpm4: "MiniCPMForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -107,7 +114,7 @@ function validate(spec: SyntheticSpec): void {
 
 /** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? spec.modelType === "bitnet";
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "phi4-mini");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -151,6 +158,13 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
     case "granite":
       return graniteConfig(spec, common);
+    case "phi3.5":
+      return phi35Config(spec, common);
+    case "phi4-mini":
+      return phi4MiniConfig(spec, common);
+    case "minicpm4":
+    case "bitcpm4":
+      return miniCpm4Config(spec, common);
   }
 }
 
@@ -227,7 +241,8 @@ export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   }
   norm("model.norm.weight", hidden);
   if (!tied) matrix("lm_head.weight", vocab, hidden, 3);
-  return tensors;
+  if (spec.modelType === "phi3.5" || spec.modelType === "phi4-mini") return fusePhi3Projections(tensors);
+  return spec.modelType === "bitcpm4" ? ternariseLinears(tensors) : tensors;
 }
 
 /** Writes config.json, model.safetensors and the tokenizer files for an arbitrary tensor list. */

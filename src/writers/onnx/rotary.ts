@@ -39,6 +39,7 @@ function inverseFrequencies(theta: number, headDim: number, scaling: RopeScaling
       });
     }
     case "yarn":
-      throw new UserError("yarn rope scaling is not supported by the ONNX export yet (supported: none, linear, llama3)");
+    case "longrope":
+      throw new UserError(`${scaling.kind} rope scaling is not supported by the ONNX export yet (supported: none, linear, llama3)`);
   }
 }
