@@ -10,8 +10,11 @@ import { readQuantizeTypes } from "./support/quantize-types.js";
 
 const models = readQuantizeTypes();
 
-it("the record holds the four models mixtures.test.ts quantizes", () => {
-  expect(Object.keys(models)).toEqual(["tiny-llama (trained, 6 layers)", "tiny-llama-ternary", "synthetic TinyLlama-1.1B shapes", "synthetic granite (granite-3.3-2b-instruct's config)"]);
+it("the record holds the models mixtures.test.ts quantizes", () => {
+  expect(Object.keys(models)).toEqual([
+    "tiny-llama (trained, 6 layers)", "tiny-llama-ternary", "synthetic TinyLlama-1.1B shapes", "synthetic granite (granite-3.3-2b-instruct's config)",
+    "synthetic phi3 (Phi-3.5-mini-instruct's config)", "synthetic phi3 (Phi-4-mini-instruct's config, tied)",
+  ]);
 });
 
 describe.each(Object.entries(models))("%s: every tensor gets llama_model_quantize's type", (_label, model) => {
@@ -19,7 +22,8 @@ describe.each(Object.entries(models))("%s: every tensor gets llama_model_quantiz
   const index = new Map(model.tensors.map(([name], i) => [name, i]));
 
   it("the record covers the model's blocks and at least two schemes", () => {
-    expect(model.tensors.filter(([name]) => name.endsWith(".attn_q.weight"))).toHaveLength(model.layers);
+    // one query projection per block, fused (attn_qkv) or not
+    expect(model.tensors.filter(([name]) => /\.attn_(q|qkv)\.weight$/.test(name))).toHaveLength(model.layers);
     expect(Object.keys(model.schemes).length).toBeGreaterThanOrEqual(2);
   });
 

@@ -11,7 +11,7 @@ import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, requireLlamaQuantize } from "./support/llama-quantize.js";
 import { readQuantizeTypes, writeQuantizeTypes, type RecordedModel } from "./support/quantize-types.js";
-import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
+import { writeSyntheticCheckpoint, type SyntheticModelType, type SyntheticSpec } from "./support/synthetic-checkpoint.js";
 
 // llama_model_quantize is the oracle of every test here: without it the suite fails, naming the library.
 requireLlamaQuantize();
@@ -104,14 +104,18 @@ describeModel("tiny-llama-ternary", () => TINY_LLAMA_TERNARY, QUANTIZED.filter((
 describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));
 
 /** A small random checkpoint of an architecture with no trained fixture, written once. */
-function synthetic(modelType: SyntheticModelType): () => string {
+function synthetic(modelType: SyntheticModelType, changes: Partial<SyntheticSpec> = {}): () => string {
   let folder: string | undefined;
   return () => {
     if (folder) return folder;
-    folder = join(dir, `synthetic-${modelType}`);
-    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true });
+    // No "phi3" in the name (general.name): llama.cpp would look up Phi-3 special tokens the tiny vocabulary lacks.
+    folder = join(dir, `synthetic-${modelType.replace("phi3", "phi-three")}`);
+    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true, ...changes });
     return folder;
   };
 }
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
+// Fused attn_qkv takes attn_v's rules and counter in llama.cpp (category_is_attn_v); ffn_up is double height.
+describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3.5", { kvHeads: 4, tieEmbeddings: false }));
+describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));
