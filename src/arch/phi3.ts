@@ -18,4 +18,6 @@ export const phi3: Architecture = {
   // conversion/phi.py writes the window, 0 when unset (Phi-4 style), though llama.cpp then turns SWA off.
   extraMetadata: (_hparams, config) => [["phi3.attention.sliding_window", u32(config.optionalNumber(["sliding_window"]) ?? 0)]],
   generatedTensors: longRopeFactors,
+  // src/models/phi3.cpp: Q scaled in its own node; ffn residual added as ggml_add(residual, cur).
+  llamaCppGraph: { queryScale: true, residualFirst: true },
 };

@@ -62,6 +62,8 @@ interface GgufDetails {
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  readonly queryScale?: boolean;
+  readonly residualFirst?: boolean;
   /** Token strings' total length: llama.cpp keeps the vocabulary in host memory. */
   readonly vocabTextBytes: number;
 }

@@ -92,6 +92,8 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
       residualScale: traits.residualScale ?? false,
       logitScale: traits.logitScale ?? false,
       attnSoftcap: traits.attnSoftcapKey !== undefined && Number(key(traits.attnSoftcapKey) ?? 0) > 0,
+      queryScale: traits.queryScale ?? false,
+      residualFirst: traits.residualFirst ?? false,
       vocabTextBytes: Array.isArray(tokens) ? tokens.reduce((sum: number, t: unknown) => sum + String(t).length, 0) : 0,
     },
   };

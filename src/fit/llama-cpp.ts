@@ -199,6 +199,8 @@ function decoderShape(artifact: Artifact): DecoderShape {
     residualScale: details?.residualScale ?? false,
     logitScale: details?.logitScale ?? false,
     attnSoftcap: details?.attnSoftcap ?? false,
+    queryScale: details?.queryScale ?? false,
+    residualFirst: details?.residualFirst ?? false,
   };
 }
 
