@@ -11,7 +11,7 @@ import { PLAIN_DECODER, type Architecture } from "./types.js";
 export const phi3: Architecture = {
   gguf: "phi3",
   hfArchitectures: ["Phi3ForCausalLM"],
-  formats: ["gguf", "onnx"],
+  formats: ["gguf", "onnx", "mlx"],
   tensors: ["token_embd", "output_norm", "output", "attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_gate_up", "ffn_down"],
   interleaveRopeRows: false,
   features: () => PLAIN_DECODER,
