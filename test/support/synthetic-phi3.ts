@@ -123,9 +123,12 @@ export function phi4MiniConfig(spec: Sized, common: Record<string, unknown>): Re
 }
 
 /**
- * openbmb/MiniCPM4-0.5B's config.json (huggingface.co/openbmb/MiniCPM4-0.5B; reconstructed from the model
- * card and OpenBMB's MiniCPM LongRoPE config, no verbatim copy was available): muP scales and LongRoPE
- * with original_max_position_embeddings inside rope_scaling. BitCPM4-0.5B has the same config.
+ * openbmb/MiniCPM4-0.5B's config.json (huggingface.co/openbmb/MiniCPM4-0.5B). No verbatim copy was
+ * reachable: reconstructed from the model card and the MiniCPM4.1-8B config keys a FastDeploy port
+ * restates (scale_emb 12, scale_depth 1.4, dim_model_base 256, mup_denominator 32, rope_scaling
+ * {rope_type longrope, long_factor, short_factor, original_max_position_embeddings}). The real lists
+ * are equal and the original context is the maximum; here the short list differs (sqrt of the long
+ * one) so a test can tell which one llama.cpp used. BitCPM4-0.5B has the same config.
  */
 export function miniCpm4Config(spec: Sized, common: Record<string, unknown>): Record<string, unknown> {
   const { head_dim: _h, ...sized } = common;
