@@ -119,3 +119,5 @@ describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic(
 // Fused attn_qkv takes attn_v's rules and counter in llama.cpp (category_is_attn_v); ffn_up is double height.
 describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3.5", { kvHeads: 4, tieEmbeddings: false }));
 describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));
+// BitCPM4: MiniCPM with LongRoPE factor tensors and fake-quantized ternary weights, through TQ1_0/TQ2_0.
+describeModel("synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)", synthetic("bitcpm4", { tieEmbeddings: false }), QUANTIZED.filter((s) => s.name === "tq1_0" || s.name === "tq2_0"));
