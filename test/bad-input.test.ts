@@ -91,7 +91,7 @@ describe("a model folder that cannot be converted says why", () => {
     const dir = copyFixture(TINY_LLAMA);
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, architectures: ["GPTBigCodeForCausalLM"] }));
-    const result = expectRejected(dir, /unsupported architecture 'GPTBigCodeForCausalLM'; supported architectures: /);
+    const result = expectRejected(dir, /architecture GPTBigCodeForCausalLM is not supported; supported: /);
     for (const supported of ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"]) {
       expect(result.stderr).toContain(supported);
     }
@@ -193,6 +193,16 @@ describe("bad flags exit with code 2 and say what is accepted", () => {
       expect(existsSync(join(outDir, "flags.gguf"))).toBe(false);
     });
   }
+});
+
+describe("a GGUF destination without the .gguf extension is refused before any work", () => {
+  it("-o model.bin exits 2, naming the file, and writes nothing", () => {
+    const output = join(outDir, "model.bin");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "-o", output, "--no-progress"]);
+    expect(result.stderr).toContain(`${output}: a GGUF output's name must end in .gguf`);
+    expect(result.code).toBe(2);
+    expect(existsSync(output)).toBe(false);
+  });
 });
 
 describe("a LongRoPE config llama.cpp could not use is refused, naming config.json and the key", () => {

@@ -87,6 +87,7 @@ const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
   bitnet: "sub-norms, master weights ternarised on conversion, tied output",
   minicpm: "embedding, residual and logit scales, Llama RoPE permutation",
   granite: "embedding, attention, residual and logit multipliers of granite-3.3-2b-instruct's config",
+  smollm3: "NoPE on every 4th layer, tied embeddings by default, SmolLM3-3B's config",
   "phi3.5": "Phi-3.5-mini-instruct's config: fused qkv/gate_up, LongRoPE short factors and attention factor",
   "phi4-mini": "Phi-4-mini-instruct's config: GQA, partial rotary 0.75, tied, LongRoPE long factors (original context 32)",
   minicpm4: "MiniCPM4-0.5B's config: muP scales, LongRoPE long factors (original context 32)",
@@ -100,6 +101,8 @@ const SYNTHETIC: Record<Exclude<SyntheticModelType, "llama">, string> = {
  */
 const SPEC_CHANGES: Partial<Record<SyntheticModelType, Partial<SyntheticSpec>>> = {
   granite: { tieEmbeddings: true },
+  // five layers: layer 3 has no RoPE, and the layer after it does again
+  smollm3: { layers: 5 },
   "phi3.5": { kvHeads: 4 },
   "phi4-mini": { originalContext: 32 },
   minicpm4: { originalContext: 32 },

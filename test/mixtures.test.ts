@@ -116,6 +116,7 @@ function synthetic(modelType: SyntheticModelType, changes: Partial<SyntheticSpec
 }
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
+describeModel("synthetic smollm3 (SmolLM3-3B's config)", synthetic("smollm3"));
 // Fused attn_qkv takes attn_v's rules and counter in llama.cpp (category_is_attn_v); ffn_up is double height.
 describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3.5", { kvHeads: 4, tieEmbeddings: false }));
 describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));

@@ -81,12 +81,21 @@ export class ConfigReader {
     return value;
   }
 
+  /** A list of integers (e.g. a per-layer flag list), or undefined when absent. */
+  integerList(key: string): number[] | undefined {
+    const value = this.config[key];
+    if (value === undefined || value === null) return undefined;
+    if (!Array.isArray(value) || !value.every((v) => Number.isSafeInteger(v))) throw new UserError(`'${key}' must be a list of integers, got ${JSON.stringify(value)}`, { file: this.file });
+    return value as number[];
+  }
+
   object(key: string): HfConfig | undefined {
     const value = this.config[key];
     return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as HfConfig) : undefined;
   }
 
-  decoderHparams(): DecoderHparams {
+  /** `tieWordEmbeddings` is transformers' default for the architecture when config.json omits the key. */
+  decoderHparams(defaults: { tieWordEmbeddings?: boolean | undefined } = {}): DecoderHparams {
     const hiddenSize = this.integer(["hidden_size", "n_embd", "dim"]);
     const heads = this.integer(["num_attention_heads", "n_head", "n_heads"]);
     const explicitHeadDim = this.optionalNumber(["head_dim"]);
@@ -106,7 +115,7 @@ export class ConfigReader {
       ropeScaling: this.ropeScaling(hiddenSize, heads),
       rmsNormEps: this.number(["rms_norm_eps", "norm_eps"]),
       vocabSize: this.integer(["vocab_size"]),
-      tieWordEmbeddings: this.boolean("tie_word_embeddings", false),
+      tieWordEmbeddings: this.boolean("tie_word_embeddings", defaults.tieWordEmbeddings ?? false),
     };
   }
 

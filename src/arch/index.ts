@@ -8,9 +8,11 @@ import { minicpm } from "./minicpm.js";
 import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
+import { smollm3 } from "./smollm3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
+import { unsupportedArchitectureMessage } from "./unsupported.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, phi3];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, phi3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);
@@ -25,7 +27,7 @@ export function resolveArchitecture(config: HfConfig, configFile: string): Archi
   const name = declared[0];
   const found = ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(name));
   if (!found) {
-    throw new UserError(`unsupported architecture '${name}'; supported architectures: ${supportedHfArchitectures().join(", ")}`, { file: configFile });
+    throw new UserError(unsupportedArchitectureMessage(name, ARCHITECTURES), { file: configFile });
   }
   return found;
 }
@@ -47,7 +49,7 @@ export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, c
 /** The architecture a GGUF names in general.architecture. */
 export function architectureByGgufName(name: string, file: string): Architecture {
   const found = ARCHITECTURES.find((arch) => arch.gguf === name);
-  if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
+  if (!found) throw new UserError(`architecture '${name}' is not supported; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
   return found;
 }
 

@@ -30,6 +30,8 @@ export interface DecoderFeatures {
   readonly residualScale?: number;
   readonly attentionScale?: number;
   readonly logitDivisor?: number;
+  /** Layers (0-based) whose attention applies no RoPE (SmolLM3's NoPE layers). */
+  readonly nopeLayers?: readonly number[];
 }
 
 /** How llama.cpp's graph for an architecture differs in ways fit's memory model counts. */
@@ -47,6 +49,24 @@ export interface LlamaCppGraphTraits {
   readonly queryScale?: boolean;
   /** The feed-forward residual add takes the residual as its first operand (phi3: ggml_add(residual, cur)). */
   readonly residualFirst?: boolean;
+  /** llama.cpp's n_no_rope_layer_step: layer il skips RoPE when (il + 1) % step == 0. */
+  readonly noRopeLayerStep?: number;
+}
+
+/** How mlx-lm's model file for an architecture departs from the Llama layout the MLX writer starts from. */
+export interface MlxTraits {
+  /** Refuses configurations mlx-lm's model file would compute wrongly. */
+  readonly checkConfig?: (config: ConfigReader) => void;
+  /**
+   * mlx-lm builds the decoder's linear layers as BitLinear: ternary codes + 1 packed four to a
+   * uint8 along the output dimension, times one `weight_scale` (mlx_lm/models/bitlinear_layers.py);
+   * config.json then carries this `quantization_config` instead of a `quantization` block.
+   */
+  readonly bitLinear?: { readonly quantizationConfig: Readonly<Record<string, unknown>> };
+  /** mlx-lm's tied-embedding path computes something else than its untied one: always write the output layer. */
+  readonly untieOutput?: boolean;
+  /** Tensor names mlx-lm's model declares where the checkpoint's may differ, by role (`{bid}` the block). */
+  readonly names?: Partial<Readonly<Record<TensorRole, string>>>;
 }
 
 /**
@@ -64,6 +84,8 @@ export interface Architecture extends TensorNaming {
   readonly tensors: readonly TensorRole[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
   readonly requiredBiases?: readonly TensorRole[];
+  /** transformers' tie_word_embeddings default when config.json omits the key (false unless declared). */
+  readonly tieWordEmbeddingsDefault?: boolean;
   /**
    * HF stores Q/K rows for rotate-half RoPE; llama.cpp's "normal" RoPE for this
    * architecture wants each head's two halves interleaved.
@@ -83,6 +105,7 @@ export interface Architecture extends TensorNaming {
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
+  readonly mlx?: MlxTraits;
 }
 
 /** The decoder features of a plain Llama block. */

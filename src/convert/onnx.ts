@@ -106,7 +106,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   try {
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
     const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
-    const hparams = reader.decoderHparams();
+    const hparams = reader.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);
     const staging = await StagingFolder.create(output);

@@ -64,6 +64,8 @@ interface GgufDetails {
   readonly attnSoftcap: boolean;
   readonly queryScale?: boolean;
   readonly residualFirst?: boolean;
+  /** llama.cpp's n_no_rope_layer_step (0: every layer applies RoPE). */
+  readonly noRopeLayerStep: number;
   /** Token strings' total length: llama.cpp keeps the vocabulary in host memory. */
   readonly vocabTextBytes: number;
 }

@@ -94,6 +94,7 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
       attnSoftcap: traits.attnSoftcapKey !== undefined && Number(key(traits.attnSoftcapKey) ?? 0) > 0,
       queryScale: traits.queryScale ?? false,
       residualFirst: traits.residualFirst ?? false,
+      noRopeLayerStep: traits.noRopeLayerStep ?? 0,
       vocabTextBytes: Array.isArray(tokens) ? tokens.reduce((sum: number, t: unknown) => sum + String(t).length, 0) : 0,
     },
   };

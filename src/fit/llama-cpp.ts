@@ -201,6 +201,7 @@ function decoderShape(artifact: Artifact): DecoderShape {
     attnSoftcap: details?.attnSoftcap ?? false,
     queryScale: details?.queryScale ?? false,
     residualFirst: details?.residualFirst ?? false,
+    noRopeLayerStep: details?.noRopeLayerStep ?? 0,
   };
 }
 

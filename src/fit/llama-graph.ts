@@ -38,6 +38,8 @@ export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | 
   readonly attnSoftcap: boolean;
   readonly queryScale?: boolean;
   readonly residualFirst?: boolean;
+  /** Layer il skips RoPE when (il + 1) % step == 0 (smollm3's NoPE layers); 0 for none. */
+  readonly noRopeLayerStep: number;
 }
 
 interface GraphParams {
@@ -214,8 +216,11 @@ class DecoderGraph {
     const cache = ((this.shape.swaLayers[il] ?? false) ? inputs.swa : inputs.base)!;
     let { Q, K, V } = this.qkv(il, cur);
     const ropeFactors = this.weight("rope_freqs.weight");
-    Q = g.rope(Q, inputs.positions, ropeFactors);
-    K = g.rope(K, inputs.positions, ropeFactors);
+    const step = this.shape.noRopeLayerStep;
+    if (step === 0 || (il + 1) % step !== 0) {
+      Q = g.rope(Q, inputs.positions, ropeFactors);
+      K = g.rope(K, inputs.positions, ropeFactors);
+    }
     if (this.shape.queryScale) Q = g.scale(Q);
     if (inputs.kRot) {
       Q = this.hadamard(Q, inputs.kRot);

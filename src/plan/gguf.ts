@@ -56,7 +56,7 @@ type Candidate = Omit<PlannedTensor, "type">;
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
   architecture.checkConfig?.(config);
-  const hparams = config.decoderHparams();
+  const hparams = config.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
   const features = architecture.features(config, hparams);
   const ternary = ternaryLayout(checkpoint, architecture);
   // A packed weight's scale is read with its weight.

@@ -18,6 +18,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { longRopeTables, type RopeTables } from "./reference-longrope.js";
 import { splitRows } from "./reference-phi3.js";
+import { smollm3Options } from "./reference-smollm3.js";
 import { SafetensorsFile, type DecodedTensor } from "./safetensors.js";
 
 // ---------------------------------------------------------------------------
@@ -46,6 +47,8 @@ export interface ArchitectureOptions {
   logitInputScale: (config: Config) => number;
   /** The q.k scale; 1/sqrt(head_dim) unless the model sets its own (Granite's attention_multiplier). */
   attentionScale?: (config: Config) => number;
+  /** Whether each layer applies RoPE (all do unless given; SmolLM3's NoPE layers do not). */
+  ropeLayers?: (config: Config) => boolean[];
   /** BitNet: RMSNorm before o_proj (attn sub-norm) and before down_proj (ffn sub-norm). */
   subNorms: boolean;
   /** BitNet master weights: linear weights are ternarised (absmean) as the model does at inference. */
@@ -107,13 +110,14 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
   // Phi-3 / Phi-4-mini (transformers' modeling_phi3.py): fused projections, no biases; partial
   // rotary and LongRoPE are read from the config like every model's RoPE.
   phi3: { ...LLAMA_LIKE, qkvBias: false, oBias: false, mlpBias: false, fusedProjections: true },
+  smollm3: smollm3Options(LLAMA_LIKE),
 };
 
 /**
  * BitNet's weight_quant, as the model applies it to its master weights: s = max(mean|W|, 1e-5),
  * W' = clamp(round_half_even(W * (1/s)), -1, 1) / (1/s), each step in float32.
  */
-function bitnetWeightQuant(weight: Float32Array): Float32Array {
+export function bitnetWeightQuant(weight: Float32Array): Float32Array {
   let sum = 0;
   for (const w of weight) sum += Math.abs(w);
   const s = Math.fround(Math.max(Math.fround(sum / weight.length), 1e-5));
@@ -160,6 +164,7 @@ interface Hyper {
   residualScale: number;
   logitInputScale: number;
   attentionScale: number;
+  ropeLayers: boolean[];
 }
 
 function num(config: Config, key: string, fallback?: number): number {
@@ -247,6 +252,7 @@ function readHyper(config: Config): Hyper {
     residualScale: arch.residualScale(config),
     logitInputScale: arch.logitInputScale(config),
     attentionScale: arch.attentionScale?.(config) ?? 1 / Math.sqrt(headDim),
+    ropeLayers: arch.ropeLayers?.(config) ?? Array.from({ length: num(config, "num_hidden_layers") }, () => true),
   };
 }
 
@@ -489,7 +495,7 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
   });
 
   const rope = h.rope(T);
-  for (const layer of model.layers) {
+  for (const [l, layer] of model.layers.entries()) {
     // --- self-attention block
     const normed = rmsNormGroups(x, D, layer.inputNorm, h.eps);
     let q = applyLinear(normed, T, layer.q);
@@ -499,8 +505,10 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
       q = rmsNormGroups(q, h.headDim, layer.qNorm, h.eps);
       k = rmsNormGroups(k, h.headDim, layer.kNorm, h.eps);
     }
-    applyRope(q, T, h.heads, h.headDim, h.rotaryDim, rope, h.arch.rope);
-    applyRope(k, T, h.kvHeads, h.headDim, h.rotaryDim, rope, h.arch.rope);
+    if (h.ropeLayers[l]) {
+      applyRope(q, T, h.heads, h.headDim, h.rotaryDim, rope, h.arch.rope);
+      applyRope(k, T, h.kvHeads, h.headDim, h.rotaryDim, rope, h.arch.rope);
+    }
     let attended = causalAttention(q, k, v, T, h);
     if (layer.attnSubNorm) attended = rmsNormGroups(attended, h.heads * h.headDim, layer.attnSubNorm, h.eps);
     const attnOut = applyLinear(attended, T, layer.o);

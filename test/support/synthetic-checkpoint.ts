@@ -9,10 +9,11 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { smollm3Config } from "./synthetic-smollm3.js";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 import { fusePhi3Projections, miniCpm4Config, phi35Config, phi4MiniConfig, ternariseLinears } from "./synthetic-phi3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -44,6 +45,7 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
+  smollm3: "SmolLM3ForCausalLM",
   "phi3.5": "Phi3ForCausalLM",
   "phi4-mini": "Phi3ForCausalLM",
   minicpm4: "MiniCPMForCausalLM",
@@ -112,9 +114,9 @@ function validate(spec: SyntheticSpec): void {
   }
 }
 
-/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
+/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding); SmolLM3 ties by default. */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "phi4-mini");
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3" || spec.modelType === "phi4-mini");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -158,6 +160,8 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
     case "granite":
       return graniteConfig(spec, common);
+    case "smollm3":
+      return smollm3Config({ layers: spec.layers, tieEmbeddings: tiedEmbeddings(spec) }, common);
     case "phi3.5":
       return phi35Config(spec, common);
     case "phi4-mini":

@@ -155,8 +155,10 @@ async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWe
   }
   // Partial rotary (partial_rotary_factor): only the first rope_dim dimensions of each head turn.
   const partial: Record<string, number> = ropeDim < headDim ? { rotary_embedding_dim: ropeDim } : {};
-  q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads, ...partial }, MS_DOMAIN);
-  k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads, ...partial }, MS_DOMAIN);
+  if (!src.features.nopeLayers?.includes(i)) {
+    q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads, ...partial }, MS_DOMAIN);
+    k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads, ...partial }, MS_DOMAIN);
+  }
   const pastKey = g.input(`past_key_values.${i}.key`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const pastValue = g.input(`past_key_values.${i}.value`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const [attended] = g.node("GroupQueryAttention", `${n}/attn/GroupQueryAttention`, [q, k, v, pastKey, pastValue, inputs.seqlensK, inputs.totalLength], {
