@@ -12,11 +12,14 @@
 //     "down_proj" gets the high bits where use_more_bits holds, and lm_head always.
 //  P4 The values: each quantized weight, dequantized with test/support/mlx-reference.ts, is
 //     MLX's affine quantization of the source (bit for bit against the reference quantizer).
+//  P5 phi3.py:36-39 requires rope_scaling's "type" key: a config with only "rope_type" is refused
+//     (exit 2, naming config.json) rather than written for mlx-lm to reject at load.
 
-import { rmSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertToMlx } from "../src/convert/mlx.js";
+import { UserError } from "../src/errors.js";
 import { tempDir } from "./support/cli.js";
 import { castTo, dequantizeMlxFolder, moduleQuantization, readMlxFolder, referenceQuantizeMatrix, wordValues, type MlxFolder } from "./support/mlx-reference.js";
 import { SafetensorsFile } from "./support/safetensors.js";
@@ -109,5 +112,18 @@ describe.each(MODELS)("phi3 -> MLX, $label", ({ label, spec, tied }) => {
       }
       expect(checked).toBe(4 * LAYERS + (tied ? 1 : 2));
     }
+  });
+});
+
+describe("phi3 configs mlx-lm's phi3 model cannot load (P5)", () => {
+  it("a rope_scaling with rope_type but no type is refused, naming config.json", async () => {
+    const source = join(dir, "rope-type-only");
+    writeSyntheticCheckpoint(source, { ...SPEC, modelType: "phi4-mini", kvHeads: 2 });
+    const config = JSON.parse(readFileSync(join(source, "config.json"), "utf8"));
+    const { type: _type, ...rest } = config.rope_scaling;
+    writeFileSync(join(source, "config.json"), JSON.stringify({ ...config, rope_scaling: { ...rest, rope_type: "longrope" } }));
+    const run = convertToMlx({ source, output: join(source, "mlx"), bits: 4 });
+    await expect(run).rejects.toThrow(UserError);
+    await expect(run).rejects.toThrow(/config\.json.*'type'.*mlx-lm's phi3/);
   });
 });

@@ -1,3 +1,4 @@
+import { UserError } from "../errors.js";
 import { u32 } from "../writers/gguf/metadata.js";
 import { longRopeFactors } from "./longrope.js";
 import { PLAIN_DECODER, type Architecture } from "./types.js";
@@ -20,4 +21,18 @@ export const phi3: Architecture = {
   generatedTensors: longRopeFactors,
   // src/models/phi3.cpp: Q scaled in its own node; ffn residual added as ggml_add(residual, cur).
   llamaCppGraph: { queryScale: true, residualFirst: true },
+  // mlx_lm/models/phi3.py:36-39 requires rope_scaling's legacy "type" key (a "rope_type"-only config
+  // fails to load); :58 takes head_dim as hidden_size // num_attention_heads whatever config.json says.
+  mlx: {
+    checkConfig: (config) => {
+      const rope = config.object("rope_scaling");
+      if (rope && (rope["type"] === undefined || rope["long_factor"] === undefined)) {
+        throw new UserError("rope_scaling has no 'type' or 'long_factor' key, which mlx-lm's phi3 model requires", { file: "config.json" });
+      }
+      const hparams = config.decoderHparams();
+      if (hparams.headDim * hparams.heads !== hparams.hiddenSize) {
+        throw new UserError(`head_dim ${hparams.headDim} is not hidden_size / num_attention_heads, which mlx-lm's phi3 model assumes`, { file: "config.json" });
+      }
+    },
+  },
 };
