@@ -204,3 +204,22 @@ describe("a GGUF destination without the .gguf extension is refused before any w
     expect(existsSync(output)).toBe(false);
   });
 });
+
+describe("a LongRoPE config llama.cpp could not use is refused, naming config.json and the key", () => {
+  /** The tiny Llama with config.json keys replaced. */
+  function configWith(changes: Record<string, unknown>): string {
+    const dir = copyFixture(TINY_LLAMA);
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, ...changes }));
+    return dir;
+  }
+
+  it("factor lists that are not half the rotary dimensions long", () => {
+    const dir = configWith({ rope_scaling: { type: "longrope", long_factor: [1, 2], short_factor: [1, 1] }, original_max_position_embeddings: 64 });
+    expectRejected(dir, /config\.json: rope_scaling\.long_factor must list 16 positive numbers/);
+  });
+
+  it("a partial_rotary_factor outside (0, 1]", () => {
+    expectRejected(configWith({ partial_rotary_factor: 1.5 }), /config\.json: 'partial_rotary_factor' must be in \(0, 1\]/);
+  });
+});

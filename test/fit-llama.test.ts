@@ -71,6 +71,16 @@ const FIT_MODELS: FitModel[] = [
     ),
     settings: settings(CONTEXTS, [false, true]),
   },
+  // Phi-4-mini-instruct's config (phi3 graph): fused attn_qkv, a double-height ffn_up halved by a
+  // one-input SwiGLU, the query scale node, the residual-first add, LongRoPE factor tensors. The
+  // source folder avoids "phi3" in its name (general.name), for which llama.cpp looks up Phi-3 tokens.
+  ...["f16", "q4_k_m"].map((scheme) => ({
+    name: `phi3 (synthetic Phi-4-mini) ${scheme.toUpperCase()}`,
+    gguf: convertedGguf("phi-four-mini", scheme, (dir) =>
+      writeSyntheticCheckpoint(dir, { modelType: "phi4-mini", hidden: 512, layers: 4, heads: 8, kvHeads: 4, headDim: 64, intermediate: 1024, vocab: 4096, seed: 5, dtype: "BF16" }),
+    ),
+    settings: settings(CONTEXTS, [false, true]),
+  })),
 ];
 
 const pairs: FitPair[] = [];

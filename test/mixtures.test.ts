@@ -11,7 +11,7 @@ import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, requireLlamaQuantize } from "./support/llama-quantize.js";
 import { readQuantizeTypes, writeQuantizeTypes, type RecordedModel } from "./support/quantize-types.js";
-import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
+import { writeSyntheticCheckpoint, type SyntheticModelType, type SyntheticSpec } from "./support/synthetic-checkpoint.js";
 import { TINY_LFM2, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
 
 // llama_model_quantize is the oracle of every test here: without it the suite fails, naming the library.
@@ -110,12 +110,13 @@ describeModel("tiny-llama-ternary", () => TINY_LLAMA_TERNARY, QUANTIZED.filter((
 describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));
 
 /** A small random checkpoint of an architecture with no trained fixture, written once. */
-function synthetic(modelType: SyntheticModelType): () => string {
+function synthetic(modelType: SyntheticModelType, changes: Partial<SyntheticSpec> = {}): () => string {
   let folder: string | undefined;
   return () => {
     if (folder) return folder;
-    folder = join(dir, `synthetic-${modelType}`);
-    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true });
+    // No "phi3" in the name (general.name): llama.cpp would look up Phi-3 special tokens the tiny vocabulary lacks.
+    folder = join(dir, `synthetic-${modelType.replace("phi3", "phi-three")}`);
+    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true, ...changes });
     return folder;
   };
 }
@@ -132,3 +133,8 @@ describeModel("synthetic lfm2 (LFM2-350M's config)", () => {
   writeLfm2Checkpoint(lfm2Folder, { ...TINY_LFM2, hidden: 256, heads: 8, kvHeads: 2, blockFfDim: 1000, blockMultipleOf: 256, seed: 23 });
   return lfm2Folder;
 });
+// Fused attn_qkv takes attn_v's rules and counter in llama.cpp (category_is_attn_v); ffn_up is double height.
+describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3.5", { kvHeads: 4, tieEmbeddings: false }));
+describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));
+// BitCPM4: MiniCPM with LongRoPE factor tensors and fake-quantized ternary weights, through TQ1_0/TQ2_0.
+describeModel("synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)", synthetic("bitcpm4", { tieEmbeddings: false }), QUANTIZED.filter((s) => s.name === "tq1_0" || s.name === "tq2_0"));

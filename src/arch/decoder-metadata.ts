@@ -19,7 +19,7 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, fe
     yield [key("attention.key_length"), u32(hparams.explicitHeadDim)];
     yield [key("attention.value_length"), u32(hparams.explicitHeadDim)];
   }
-  yield [key("rope.dimension_count"), u32(hparams.headDim)];
+  yield [key("rope.dimension_count"), u32(hparams.ropeDim)];
   yield [key("rope.freq_base"), f32(hparams.ropeTheta)];
   const scaling = hparams.ropeScaling;
   if (scaling.kind === "linear" || scaling.kind === "yarn") {
@@ -32,6 +32,12 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, fe
     if (scaling.attnFactor !== undefined) yield [key("rope.scaling.yarn_attn_factor"), f32(scaling.attnFactor)];
     if (scaling.betaFast !== undefined) yield [key("rope.scaling.yarn_beta_fast"), f32(scaling.betaFast)];
     if (scaling.betaSlow !== undefined) yield [key("rope.scaling.yarn_beta_slow"), f32(scaling.betaSlow)];
+  }
+  if (scaling.kind === "longrope") {
+    // The type makes llama.cpp load the factor tensors (minicpm); the original context picks long vs short.
+    yield [key("rope.scaling.type"), str("longrope")];
+    yield [key("rope.scaling.original_context_length"), u32(scaling.originalContext)];
+    yield [key("rope.scaling.attn_factor"), f32(scaling.attnFactor)];
   }
   // llama.cpp's names for the muP multipliers (LLM_KV_ATTENTION_SCALE, EMBEDDING_SCALE, RESIDUAL_SCALE, LOGIT_SCALE).
   if (features.attentionScale !== undefined) yield [key("attention.scale"), f32(features.attentionScale)];

@@ -7,13 +7,14 @@ import { lfm2 } from "./lfm2.js";
 import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
 import { minicpm } from "./minicpm.js";
+import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
 import { smollm3 } from "./smollm3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
 import { unsupportedArchitectureMessage } from "./unsupported.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, lfm2];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, lfm2, phi3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);

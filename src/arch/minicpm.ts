@@ -1,3 +1,4 @@
+import { longRopeFactors } from "./longrope.js";
 import { UserError } from "../errors.js";
 import { DECODER_ROLES } from "./tensor-names.js";
 import { PLAIN_DECODER, type Architecture } from "./types.js";
@@ -18,6 +19,8 @@ export const minicpm: Architecture = {
     residualScale: config.number(["scale_depth"]) / Math.sqrt(hparams.layers),
     logitDivisor: hparams.hiddenSize / config.number(["dim_model_base"]),
   }),
+  // MiniCPM4 / BitCPM4 use LongRoPE (conversion/minicpm.py writes the two factor tensors).
+  generatedTensors: longRopeFactors,
   llamaCppGraph: { embeddingScale: true, residualScale: true, logitScale: true },
   // mlx_lm/models/minicpm.py:190-193 divides the logits by hidden_size / dim_model_base only on
   // its untied path (the tied one is `out @ embed_tokens.weight.T`, wrong twice when quantized);

@@ -26,6 +26,9 @@ export const TENSOR_ROLES = {
   shortconv_conv: { gguf: "blk.{bid}.shortconv.conv", hf: ["model.layers.{bid}.conv.conv"], kind: "conv" },
   shortconv_in_proj: { gguf: "blk.{bid}.shortconv.in_proj", hf: ["model.layers.{bid}.conv.in_proj"], kind: "linear" },
   shortconv_out_proj: { gguf: "blk.{bid}.shortconv.out_proj", hf: ["model.layers.{bid}.conv.out_proj"], kind: "linear" },
+  // Fused projections (Phi-3): q, k, v rows stacked; gate rows then up rows, kept fused as llama.cpp's converter keeps them.
+  attn_qkv: { gguf: "blk.{bid}.attn_qkv", hf: ["model.layers.{bid}.self_attn.qkv_proj"], kind: "linear" },
+  ffn_gate_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.gate_up_proj"], kind: "linear" },
 } as const satisfies Record<string, { gguf: string; hf: readonly string[]; kind: RoleKind }>;
 
 /**

@@ -45,6 +45,10 @@ export interface LlamaCppGraphTraits {
   readonly logitScale?: boolean;
   /** The GGUF key (without the arch prefix) whose positive value turns on attention logit softcapping. */
   readonly attnSoftcapKey?: string;
+  /** Queries are scaled by 1/sqrt(head_dim) in their own node before attention (phi3). */
+  readonly queryScale?: boolean;
+  /** The feed-forward residual add takes the residual as its first operand (phi3: ggml_add(residual, cur)). */
+  readonly residualFirst?: boolean;
   /** llama.cpp's n_no_rope_layer_step: layer il skips RoPE when (il + 1) % step == 0. */
   readonly noRopeLayerStep?: number;
   /** LFM2's hybrid graph: short-convolution blocks (recurrent state) beside attention blocks. */

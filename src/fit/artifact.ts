@@ -67,6 +67,8 @@ interface GgufDetails {
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  readonly queryScale?: boolean;
+  readonly residualFirst?: boolean;
   /** llama.cpp's n_no_rope_layer_step (0: every layer applies RoPE). */
   readonly noRopeLayerStep: number;
   readonly shortConv?: boolean;

@@ -93,6 +93,8 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
       residualScale: traits.residualScale ?? false,
       logitScale: traits.logitScale ?? false,
       attnSoftcap: traits.attnSoftcapKey !== undefined && Number(key(traits.attnSoftcapKey) ?? 0) > 0,
+      queryScale: traits.queryScale ?? false,
+      residualFirst: traits.residualFirst ?? false,
       noRopeLayerStep: traits.noRopeLayerStep ?? 0,
       ...(traits.shortConv ? { shortConv: true } : {}),
       ...(traits.outputNorm ? { outputNorm: traits.outputNorm } : {}),

@@ -201,6 +201,8 @@ function decoderShape(artifact: Artifact): DecoderShape {
     residualScale: details?.residualScale ?? false,
     logitScale: details?.logitScale ?? false,
     attnSoftcap: details?.attnSoftcap ?? false,
+    queryScale: details?.queryScale ?? false,
+    residualFirst: details?.residualFirst ?? false,
     noRopeLayerStep: details?.noRopeLayerStep ?? 0,
     ...(h.recurrentState ? { recurrentState: h.recurrentState } : {}),
     ...(details?.shortConv ? { shortConv: true } : {}),

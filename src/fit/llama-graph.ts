@@ -36,6 +36,8 @@ export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | 
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  readonly queryScale?: boolean;
+  readonly residualFirst?: boolean;
   /** Layer il skips RoPE when (il + 1) % step == 0 (smollm3's NoPE layers); 0 for none. */
   readonly noRopeLayerStep: number;
   /** The graph's block structure: LFM2's short-convolution hybrid (./shortconv-graph.ts) or the transformer block. */
@@ -207,7 +209,8 @@ export class DecoderGraph {
     cur = this.feedForward(p, this.norm(ffnInp, `${p}.ffn_norm.weight`));
     cur = this.optionalNorm(cur, `${p}.post_ffw_norm.weight`);
     if (shape.residualScale) cur = g.scale(cur);
-    return g.add(cur, ffnInp);
+    // operand order decides which buffer ggml-alloc reuses in place
+    return shape.residualFirst ? g.add(ffnInp, cur) : g.add(cur, ffnInp);
   }
 
   /** build_qkv, then build_attn: store K and V in the cache, attend over the whole cache, project the result. */
@@ -222,6 +225,7 @@ export class DecoderGraph {
       Q = g.rope(Q, inputs.positions, ropeFactors);
       K = g.rope(K, inputs.positions, ropeFactors);
     }
+    if (this.shape.queryScale) Q = g.scale(Q);
     if (inputs.kRot) {
       Q = this.hadamard(Q, inputs.kRot);
       K = this.hadamard(K, inputs.kRot);
@@ -332,6 +336,9 @@ export class DecoderGraph {
     if (up && gate) {
       const tmp = this.linear(up, cur, `${p}.ffn_up.scale`);
       cur = g.gluSplit(this.linear(gate, cur, `${p}.ffn_gate.scale`), tmp);
+    } else if (up && up.ne[1] === 2 * this.required(`${p}.ffn_down.weight`).ne[0]) {
+      // gate and up fused in one double-height ffn_up (phi3): a one-input SwiGLU halves it
+      cur = g.glu(this.linear(up, cur, `${p}.ffn_up.scale`));
     } else if (up) {
       cur = g.unary(this.linear(up, cur, `${p}.ffn_up.scale`));
     }

@@ -29,6 +29,8 @@ function category(name: string): Category {
   if (name === "output.weight") return "output";
   if (name === "token_embd.weight") return "token_embd";
   const substrings: [string, Category][] = [
+    // Fused QKV is attn_v-like (category_is_attn_v): same rules and the same i_attention_wv counter.
+    ["attn_qkv.weight", "attn_v"],
     ["attn_v.weight", "attn_v"], ["attn_k.weight", "attn_k"], ["attn_q.weight", "attn_q"], ["attn_output.weight", "attn_output"],
     ["ffn_up", "ffn_up"], ["ffn_gate", "ffn_gate"], ["ffn_down", "ffn_down"],
   ];

@@ -39,6 +39,9 @@ const SPECS: Record<string, SyntheticSpec> = {
   granite: { modelType: "granite", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 14, dtype: "BF16", tieEmbeddings: true },
   // five layers: layer 3 has no RoPE (SmolLM3-3B's 1,1,1,0 pattern); no lm_head, as tied by default
   smollm3: { modelType: "smollm3", hidden: 128, layers: 5, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 15, dtype: "BF16" },
+  // Fused qkv/gate_up (one MatMul + Split), LongRoPE short factors with the attention factor; Phi-4-mini adds partial rotary and GQA.
+  "phi3.5": { modelType: "phi3.5", hidden: 128, layers: 2, heads: 4, kvHeads: 4, headDim: 32, intermediate: 256, vocab: 4096, seed: 18, dtype: "BF16" },
+  "phi4-mini": { modelType: "phi4-mini", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 16, dtype: "BF16" },
 };
 
 const root = tempDir("edgequant-onnx-synthetic-");

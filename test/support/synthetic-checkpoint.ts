@@ -11,8 +11,9 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { smollm3Config } from "./synthetic-smollm3.js";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
+import { fusePhi3Projections, miniCpm4Config, phi35Config, phi4MiniConfig, ternariseLinears } from "./synthetic-phi3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -26,6 +27,8 @@ export interface SyntheticSpec {
   seed: number;
   dtype: "F32" | "BF16" | "F16";
   tieEmbeddings?: boolean;
+  /** LongRoPE models: original_max_position_embeddings, shrunk so that a short test context uses the long factors. */
+  originalContext?: number;
 }
 
 export const TOKENIZER_SOURCE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../fixtures/tiny-llama");
@@ -43,6 +46,10 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
   smollm3: "SmolLM3ForCausalLM",
+  "phi3.5": "Phi3ForCausalLM",
+  "phi4-mini": "Phi3ForCausalLM",
+  minicpm4: "MiniCPMForCausalLM",
+  bitcpm4: "MiniCPMForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -109,7 +116,7 @@ function validate(spec: SyntheticSpec): void {
 
 /** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding); SmolLM3 ties by default. */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3");
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3" || spec.modelType === "phi4-mini");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -155,6 +162,13 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return graniteConfig(spec, common);
     case "smollm3":
       return smollm3Config({ layers: spec.layers, tieEmbeddings: tiedEmbeddings(spec) }, common);
+    case "phi3.5":
+      return phi35Config(spec, common);
+    case "phi4-mini":
+      return phi4MiniConfig(spec, common);
+    case "minicpm4":
+    case "bitcpm4":
+      return miniCpm4Config(spec, common);
   }
 }
 
@@ -231,7 +245,8 @@ export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   }
   norm("model.norm.weight", hidden);
   if (!tied) matrix("lm_head.weight", vocab, hidden, 3);
-  return tensors;
+  if (spec.modelType === "phi3.5" || spec.modelType === "phi4-mini") return fusePhi3Projections(tensors);
+  return spec.modelType === "bitcpm4" ? ternariseLinears(tensors) : tensors;
 }
 
 /** Writes config.json, model.safetensors and the tokenizer files for an arbitrary tensor list. */

@@ -68,11 +68,7 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
 
   let x = await weights.embedding(inputs.inputIds);
   if (src.features.embeddingScale !== undefined) x = g.op("Mul", "/model/embedding_scale/Mul", [x, g.float(src.features.embeddingScale)]);
-  const { cos, sin } = rotaryCaches(h);
-  const rotary = {
-    cos: g.initializer(await writeComputed(src.writer, "cos_cache", [h.contextLength, h.headDim / 2], cos)),
-    sin: g.initializer(await writeComputed(src.writer, "sin_cache", [h.contextLength, h.headDim / 2], sin)),
-  };
+  const rotary = await rotaryInputs(src, g, inputs.totalLength);
   for (let i = 0; i < h.layers; i++) x = await decoderLayer(src, g, weights, x, i, { ...inputs, rotary });
 
   let finalNorm = weights.rmsNorm(x, await weights.vector("output_norm", undefined, h.hiddenSize), "output_norm");
@@ -85,6 +81,58 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
   return { graph: g, encodings: weights.encodings };
 }
 
+/**
+ * RotaryEmbedding's cos/sin caches. With LongRoPE both tables are stored and, per run, the first
+ * total_sequence_length rows of the long one are used when that length exceeds the original
+ * context, else the short one's: transformers' choice (seq_len > original_max_position_embeddings).
+ */
+async function rotaryInputs(src: DecoderSource, g: GraphBuilder, totalLength: string): Promise<{ cos: string; sin: string }> {
+  const h = src.hparams;
+  const caches = rotaryCaches(h);
+  const shape = [h.contextLength, h.ropeDim / 2];
+  const store = async (name: string, values: Float32Array) => g.initializer(await writeComputed(src.writer, name, shape, values));
+  const cos = await store("cos_cache", caches.short.cos);
+  const sin = await store("sin_cache", caches.short.sin);
+  if (!caches.long) return { cos, sin };
+  const n = "/model/rotary_emb";
+  const longCos = await store("cos_cache_long", caches.long.table.cos);
+  const longSin = await store("sin_cache_long", caches.long.table.sin);
+  const useLong = g.op("Greater", `${n}/use_long`, [totalLength, g.op("Cast", `${n}/original_context`, [g.int64([caches.long.originalContext], true)], { to: ElementType.INT32 })]);
+  const end = g.op("Unsqueeze", `${n}/end`, [g.op("Cast", `${n}/total_i64`, [totalLength], { to: ElementType.INT64 }), g.int64([0])]);
+  const rows = (table: string, label: string) => g.op("Slice", `${n}/${label}/Slice`, [table, g.int64([0]), end, g.int64([0])]);
+  return {
+    cos: g.op("Where", `${n}/cos/Where`, [useLong, rows(longCos, "cos_long"), rows(cos, "cos_short")]),
+    sin: g.op("Where", `${n}/sin/Where`, [useLong, rows(longSin, "sin_long"), rows(sin, "sin_short")]),
+  };
+}
+
+/** q, k, v: three MatMuls, or one fused qkv MatMul split three ways (the rows are q, then k, then v). */
+async function attentionProjections(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, i: number): Promise<[string, string, string]> {
+  const { heads, kvHeads, headDim, hiddenSize } = src.hparams;
+  if (!src.architecture.tensors.includes("attn_qkv")) {
+    return [
+      await weights.linear(x, "attn_q", i, hiddenSize, heads * headDim),
+      await weights.linear(x, "attn_k", i, hiddenSize, kvHeads * headDim),
+      await weights.linear(x, "attn_v", i, hiddenSize, kvHeads * headDim),
+    ];
+  }
+  const sizes = [heads * headDim, kvHeads * headDim, kvHeads * headDim];
+  const qkv = await weights.linear(x, "attn_qkv", i, hiddenSize, sizes[0]! + sizes[1]! + sizes[2]!);
+  const [q, k, v] = g.node("Split", `${weights.node("attn_qkv", i)}/Split`, [qkv, g.int64(sizes)], { outputs: 3, attributes: { axis: -1 } });
+  return [q!, k!, v!];
+}
+
+/** gate and up: two MatMuls, or one fused gate_up MatMul split in halves (gate rows first). */
+async function gateAndUp(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, i: number): Promise<[string, string]> {
+  const { hiddenSize, intermediateSize } = src.hparams;
+  if (!src.architecture.tensors.includes("ffn_gate_up")) {
+    return [await weights.linear(x, "ffn_gate", i, hiddenSize, intermediateSize), await weights.linear(x, "ffn_up", i, hiddenSize, intermediateSize)];
+  }
+  const fused = await weights.linear(x, "ffn_gate_up", i, hiddenSize, 2 * intermediateSize);
+  const [gate, up] = g.node("Split", `${weights.node("ffn_gate_up", i)}/Split`, [fused, g.int64([intermediateSize, intermediateSize])], { outputs: 2, attributes: { axis: -1 } });
+  return [gate!, up!];
+}
+
 interface LayerInputs {
   readonly positionIds: string;
   readonly seqlensK: string;
@@ -93,23 +141,23 @@ interface LayerInputs {
 }
 
 async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, input: string, i: number, inputs: LayerInputs): Promise<string> {
-  const { heads, kvHeads, headDim, hiddenSize, intermediateSize } = src.hparams;
+  const { heads, kvHeads, headDim, ropeDim, hiddenSize, intermediateSize } = src.hparams;
   const n = `/model/layers.${i}`;
   const residual = (x: string, branch: string, label: string) => {
     const scaled = src.features.residualScale === undefined ? branch : g.op("Mul", `${n}/${label}_scale/Mul`, [branch, g.float(src.features.residualScale)]);
     return g.op("Add", `${n}/${label}_residual/Add`, [x, scaled]);
   };
   const normed = weights.rmsNorm(input, await weights.vector("attn_norm", i, hiddenSize), "attn_norm", i);
-  let q = await weights.linear(normed, "attn_q", i, hiddenSize, heads * headDim);
-  let k = await weights.linear(normed, "attn_k", i, hiddenSize, kvHeads * headDim);
-  const v = await weights.linear(normed, "attn_v", i, hiddenSize, kvHeads * headDim);
+  let [q, k, v] = await attentionProjections(src, g, weights, normed, i);
   if (src.features.qkNorm) {
     q = await perHeadNorm(g, weights, q, "attn_q_norm", i, headDim);
     k = await perHeadNorm(g, weights, k, "attn_k_norm", i, headDim);
   }
+  // Partial rotary (partial_rotary_factor): only the first rope_dim dimensions of each head turn.
+  const partial: Record<string, number> = ropeDim < headDim ? { rotary_embedding_dim: ropeDim } : {};
   if (!src.features.nopeLayers?.includes(i)) {
-    q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads }, MS_DOMAIN);
-    k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads }, MS_DOMAIN);
+    q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads, ...partial }, MS_DOMAIN);
+    k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads, ...partial }, MS_DOMAIN);
   }
   const pastKey = g.input(`past_key_values.${i}.key`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const pastValue = g.input(`past_key_values.${i}.value`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
@@ -123,8 +171,7 @@ async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWe
   const x = residual(input, await weights.linear(attended!, "attn_output", i, heads * headDim, hiddenSize), "attn");
 
   const normed2 = weights.rmsNorm(x, await weights.vector("ffn_norm", i, hiddenSize), "ffn_norm", i);
-  const gate = await weights.linear(normed2, "ffn_gate", i, hiddenSize, intermediateSize);
-  const up = await weights.linear(normed2, "ffn_up", i, hiddenSize, intermediateSize);
+  const [gate, up] = await gateAndUp(src, g, weights, normed2, i);
   const silu = g.op("Mul", `${n}/mlp/act_fn/Mul`, [gate, g.op("Sigmoid", `${n}/mlp/act_fn/Sigmoid`, [gate])]);
   const down = await weights.linear(g.op("Mul", `${n}/mlp/Mul`, [silu, up]), "ffn_down", i, intermediateSize, hiddenSize);
   return residual(x, down, "mlp");
