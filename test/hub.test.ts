@@ -248,6 +248,40 @@ describe("hf: sources through a loopback Hub", () => {
     expect(existsSync(join(snapshot, "tokenizer_config.json"))).toBe(false);
   });
 
+  it("refuses served bytes that are not the listed file (longer, or another content), keeping nothing of them", async () => {
+    const cases: [string, (data: Buffer) => Buffer, RegExp][] = [
+      ["longer than listed", (data) => Buffer.concat([data, Buffer.alloc(4096, 1)]), /the Hub gives two sizes for 'model\.safetensors' \(13644280 and 13648376\)/],
+      ["same size, other bytes", (data) => Buffer.alloc(data.length, 9), /'model\.safetensors' does not match the Hub's checksum \(sha256 [0-9a-f]{64}, got [0-9a-f]{64}\); the partial file was removed/],
+    ];
+    try {
+      for (const [label, change, message] of cases) {
+        const home = tempDir("edgequant-hf-home-");
+        hub.tamperServed = (path, data) => (path === "model.safetensors" ? change(data) : data);
+        await expect(resolveSource("hf:test-org/tiny-llama", options(home)), label).rejects.toThrow(message);
+        const snapshot = join(home, "hub", "models--test-org--tiny-llama", "snapshots", COMMIT);
+        expect(existsSync(join(snapshot, "model.safetensors")), label).toBe(false);
+      }
+    } finally {
+      hub.tamperServed = undefined;
+    }
+  });
+
+  it("never follows listed paths or index shard names out of the repository", async () => {
+    const home = tempDir("edgequant-hf-home-");
+    const outside = join(home, "escaped.safetensors");
+    const index = JSON.stringify({ weight_map: { "model.norm.weight": "../../../../escaped.safetensors" } });
+    const traversal = await FakeHub.start([
+      { id: "test-org/traversal", commit: COMMIT, files: [...fixtureFiles(TINY_LLAMA), { path: "model.safetensors.index.json", data: Buffer.from(index), lfs: false }] },
+    ]);
+    try {
+      await expect(resolveSource("hf:test-org/traversal", { ...options(home), hubUrl: traversal.url })).rejects.toThrow('model.safetensors.index.json: invalid shard name "../../../../escaped.safetensors"');
+    } finally {
+      await traversal.stop();
+    }
+    expect(existsSync(outside)).toBe(false);
+    expect(readdirSync(home).sort()).toEqual(["hub"]);
+  });
+
   it("names a missing repository or revision", async () => {
     const home = tempDir("edgequant-hf-home-");
     await expect(resolveSource("hf:test-org/nope", options(home))).rejects.toThrow(/hf:test-org\/nope: no such model or revision 'main'.*HTTP 404/);

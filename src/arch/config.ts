@@ -142,10 +142,11 @@ export class ConfigReader {
 
   private ropeScaling(hiddenSize: number, heads: number): RopeScaling {
     const rope = this.ropeParameters();
-    const type = (rope?.["rope_type"] ?? rope?.["type"]) as string | undefined;
+    const type: unknown = rope?.["rope_type"] ?? rope?.["type"];
+    if (type !== undefined && type !== null && typeof type !== "string") throw new UserError(`rope_scaling's rope_type must be a string, got ${JSON.stringify(type)}`, { file: this.file });
     const num = (key: string) => (typeof rope?.[key] === "number" ? (rope[key] as number) : undefined);
     const factor = num("factor");
-    switch (type?.toLowerCase()) {
+    switch (typeof type === "string" ? type.toLowerCase() : undefined) {
       case undefined:
       case "default":
         return { kind: "none" };

@@ -55,6 +55,8 @@ export class FakeHub {
   ignoreRange = false;
   /** Tree listing page size, to exercise Link pagination. */
   pageSize = 3;
+  /** Replaces the bytes served for a path (the listing keeps the real size and hashes), as a hostile endpoint would. */
+  tamperServed: ((path: string, data: Buffer) => Buffer) | undefined;
   /** Rewrites tree listing entries, as a hostile or compromised endpoint would. */
   tamperListing: ((entry: Record<string, unknown>) => Record<string, unknown>) | undefined;
 
@@ -173,7 +175,8 @@ export class FakeHub {
     this.serve(req, res, file);
   }
 
-  private serve(req: IncomingMessage, res: ServerResponse, file: FakeFile): void {
+  private serve(req: IncomingMessage, res: ServerResponse, real: FakeFile): void {
+    const file = this.tamperServed ? { ...real, data: this.tamperServed(real.path, real.data) } : real;
     const total = file.data.length;
     const match = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
     let start = 0;

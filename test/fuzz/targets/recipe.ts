@@ -11,7 +11,7 @@ const VALID_RECIPE = {
   name: "tiny",
   source: "./model",
   outputs: { gguf: ["q4_k_m", { scheme: "q8_0", "split-max-size": "1G" }], onnx: [{ bits: 4, layout: "genai" }], mlx: [{ bits: 4, "group-size": 64 }] },
-  fit: { devices: ["iphone-15"], contexts: [2048, "8k"] },
+  fit: { devices: ["iphone-15"], contexts: [2048, 8192] },
 };
 
 /** YAML that is not a recipe: aliases that expand, tags, duplicate keys, documents. */
@@ -21,6 +21,7 @@ export const recipeTarget: FuzzTarget<string> = {
   name: "recipe",
   description: "recipe YAML: a valid recipe with nodes replaced, hostile YAML features and raw text",
   input: fc.oneof(
+    { weight: 1, arbitrary: fc.constant(stringify(VALID_RECIPE)) },
     { weight: 5, arbitrary: mutations(3).map((edits) => stringify(applyMutations(VALID_RECIPE, edits))) },
     { weight: 1, arbitrary: fc.constantFrom(...HOSTILE_TEXTS) },
     { weight: 1, arbitrary: anyJson.map((value) => stringify(value)) },
