@@ -104,7 +104,8 @@ export async function downloadSnapshot(ctx: SnapshotContext): Promise<Snapshot> 
   const entries = new Map<string, ListFileEntry>();
   await hubCall(ctx, async () => {
     for await (const entry of listFiles({ repo: ctx.repo, revision: commit, ...api })) {
-      if (entry.type === "file") entries.set(entry.path, entry);
+      // Every listed value is checked before it is used for anything (names, sizes, blob ids).
+      if (entry.type === "file") entries.set(entry.path, checkedListing(ctx, entry));
       if (entries.size > MAX_LISTED_FILES) throw new UserError(`${ctx.source}: more than ${MAX_LISTED_FILES} files at the top of the repository; is this a model?`);
     }
   });
@@ -162,7 +163,7 @@ type ApiParams = { hubUrl: string; fetch: typeof fetch; accessToken?: string };
  * the ETags the Hub sends).
  */
 async function fetchFile(ctx: SnapshotContext, api: ApiParams, commit: string, entry: ListFileEntry): Promise<void> {
-  const listed = checkedListing(ctx, entry);
+  const listed = entry.lfs?.oid ?? entry.oid;
   const pointer = join(ctx.storage, "snapshots", commit, ...entry.path.split("/"));
   if (await sizeMatches(pointer, entry.size)) return;
   if (listed && (await sizeMatches(join(ctx.storage, "blobs", listed), entry.size))) {
@@ -190,15 +191,16 @@ const BLOB_ID = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
 /**
  * The listing's path, size and object id, checked before any of them reaches the filesystem:
  * a hostile endpoint could otherwise name a blob `../../<some local file>` and have it linked
- * into the snapshot. Returns the blob id the listing gives, if any.
+ * into the snapshot.
  */
-function checkedListing(ctx: SnapshotContext, entry: ListFileEntry): string | undefined {
+function checkedListing(ctx: SnapshotContext, entry: ListFileEntry): ListFileEntry {
   const problem = (what: string) => new UserError(`${ctx.source}: the Hub listed ${what} for ${JSON.stringify(entry.path)}; refusing it`);
   if (typeof entry.path !== "string" || !safeRelativePath(entry.path)) throw new UserError(`${ctx.source}: the Hub listed an unsafe path ${JSON.stringify(entry.path)}`);
   if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw problem(`an invalid size ${JSON.stringify(entry.size)}`);
   const listed = entry.lfs?.oid ?? entry.oid;
   if (listed !== undefined && (typeof listed !== "string" || !BLOB_ID.test(listed))) throw problem(`an invalid object id ${JSON.stringify(listed)}`);
-  return listed;
+  if (entry.lfs !== undefined && (typeof entry.lfs !== "object" || entry.lfs === null)) throw problem(`an invalid lfs record ${JSON.stringify(entry.lfs)}`);
+  return entry;
 }
 
 function expectedDigest(entry: ListFileEntry): Digest | undefined {
