@@ -29,10 +29,16 @@ export interface DecoderHparams {
 }
 
 export class ConfigReader {
+  /** A multimodal model's text_config overrides the top level, as llama.cpp's converter merges them. */
+  readonly config: HfConfig;
+
   constructor(
-    readonly config: HfConfig,
-    private readonly file: string,
-  ) {}
+    config: HfConfig,
+    readonly file: string,
+  ) {
+    const text = config["text_config"];
+    this.config = typeof text === "object" && text !== null && !Array.isArray(text) ? { ...config, ...(text as HfConfig) } : config;
+  }
 
   /** The first of `keys` that is present, as llama.cpp's find_hparam does. */
   optionalNumber(keys: readonly string[]): number | undefined {
@@ -94,9 +100,14 @@ export class ConfigReader {
     };
   }
 
-  /** transformers >= 4.56 writes `rope_parameters`; older configs `rope_scaling`. */
-  private ropeParameters(): HfConfig | undefined {
-    return this.object("rope_parameters") ?? this.object("rope_scaling");
+  /**
+   * transformers >= 4.56 writes `rope_parameters`; older configs `rope_scaling`. Models with
+   * per-layer-type RoPE (Gemma 3) nest them; the global layers' are the model's, as llama.cpp's converter reads them.
+   */
+  ropeParameters(): HfConfig | undefined {
+    const rope = this.object("rope_parameters") ?? this.object("rope_scaling");
+    const full = rope?.["full_attention"];
+    return typeof full === "object" && full !== null && !Array.isArray(full) ? (full as HfConfig) : rope;
   }
 
   private ropeScaling(): RopeScaling {

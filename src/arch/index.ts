@@ -1,6 +1,7 @@
 import { UserError } from "../errors.js";
 import type { HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
+import { gemma3 } from "./gemma3.js";
 import { granite } from "./granite.js";
 import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
@@ -9,7 +10,7 @@ import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, gemma3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);

@@ -21,6 +21,9 @@ export const TENSOR_ROLES = {
   ffn_gate: { gguf: "blk.{bid}.ffn_gate", hf: ["model.layers.{bid}.mlp.gate_proj"], kind: "linear" },
   ffn_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.up_proj"], kind: "linear" },
   ffn_down: { gguf: "blk.{bid}.ffn_down", hf: ["model.layers.{bid}.mlp.down_proj"], kind: "linear" },
+  // Sandwich norms (gguf-py ATTN_POST_NORM, FFN_POST_NORM): on each sub-layer's output before the residual add.
+  attn_post_norm: { gguf: "blk.{bid}.post_attention_norm", hf: ["model.layers.{bid}.post_attention_layernorm"], kind: "norm" },
+  ffn_post_norm: { gguf: "blk.{bid}.post_ffw_norm", hf: ["model.layers.{bid}.post_feedforward_layernorm"], kind: "norm" },
 } as const satisfies Record<string, { gguf: string; hf: readonly string[]; kind: RoleKind }>;
 
 /** What a role's weight is: it decides which tensors get quantized and which stay float. */

@@ -58,6 +58,8 @@ export interface Architecture extends TensorNaming {
   readonly formats: readonly OutputFormat[];
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
+  /** Checkpoint tensors no output needs (a multimodal wrapper's vision tower, when only its text tower converts). */
+  readonly ignoredHfTensors?: readonly RegExp[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
   readonly requiredBiases?: readonly TensorRole[];
   /**
@@ -79,6 +81,17 @@ export interface Architecture extends TensorNaming {
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
+  /**
+   * Values llama.cpp's converter changes before writing (Gemma's norms compute x * (1 + w), and
+   * the converter stores 1 + w). The GGUF planner applies them; other formats decide for themselves.
+   */
+  readonly ggufValueTransforms?: readonly ValueTransform[];
+}
+
+/** `add` added to every value of the roles' weights, in float32 after decoding, as the converter's torch does. */
+export interface ValueTransform {
+  readonly roles: readonly TensorRole[];
+  readonly add: number;
 }
 
 /** The decoder features of a plain Llama block. */

@@ -22,7 +22,7 @@ export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Archi
   const mapped: MappedTensor[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
-    if (isIgnoredTensor(tensor.name) || skip?.(tensor.name)) continue;
+    if (isIgnoredTensor(tensor.name) || skip?.(tensor.name) || architecture.ignoredHfTensors?.some((pattern) => pattern.test(tensor.name))) continue;
     const name = mapName(tensor.name);
     if (name) mapped.push({ tensor, name });
     else unmapped.push(tensor.name);

@@ -17,7 +17,7 @@ import { str, u32, type GgufMetadata } from "../writers/gguf/metadata.js";
 
 /** Where an output tensor's values come from. */
 export type TensorOrigin =
-  | { kind: "source"; tensor: SourceTensor; ropeHeads?: number }
+  | { kind: "source"; tensor: SourceTensor; ropeHeads?: number; add?: number }
   | { kind: "generated"; values: Float32Array };
 
 export interface PlannedTensor {
@@ -70,7 +70,9 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
           ? absmeanTernarySource(tensor.file.sourceTensor(tensor))
           : tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
-    return { name: mapped.gguf, shape: source.shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
+    const add = mapped.suffix === "weight" ? architecture.ggufValueTransforms?.find((t) => t.roles.includes(mapped.role))?.add : undefined;
+    const origin: TensorOrigin = { kind: "source", tensor: source, ...(ropeHeads === undefined ? {} : { ropeHeads }), ...(add === undefined ? {} : { add }) };
+    return { name: mapped.gguf, shape: source.shape, origin };
   });
   checkRequiredTensors(checkpoint, architecture, hparams.layers);
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {

@@ -10,8 +10,9 @@ import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
+import { gemma3Config, gemma3Tensors } from "./synthetic-gemma3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "gemma3";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -41,6 +42,7 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
+  gemma3: "Gemma3ForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -107,7 +109,7 @@ function validate(spec: SyntheticSpec): void {
 
 /** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? spec.modelType === "bitnet";
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "gemma3");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -151,6 +153,8 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
     case "granite":
       return graniteConfig(spec, common);
+    case "gemma3":
+      return gemma3Config(spec, common);
   }
 }
 
@@ -199,6 +203,10 @@ export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   const matrix = (name: string, out: number, inp: number, gain: number): void => add(name, [out, inp], g.fill(out * inp, 0, gain / Math.sqrt(inp)));
   const norm = (name: string, width: number): void => add(name, [width], g.fill(width, 1, 0.1));
   const bias = (name: string, width: number): void => add(name, [width], g.fill(width, 0, 0.1));
+  if (spec.modelType === "gemma3") {
+    gemma3Tensors(spec, add, (count, mean, std) => g.fill(count, mean, std));
+    return tensors;
+  }
 
   // When tied, the embedding doubles as lm_head, so scale it for ~3-sigma logits; otherwise unit scale.
   add("model.embed_tokens.weight", [vocab, hidden], g.fill(vocab * hidden, 0, tied ? 3 / Math.sqrt(hidden) : 1));
