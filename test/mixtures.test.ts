@@ -115,3 +115,4 @@ function synthetic(modelType: SyntheticModelType): () => string {
 }
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
+describeModel("synthetic gemma3 (gemma-3-270m's config)", synthetic("gemma3"));
