@@ -13,12 +13,14 @@ import { disposeFitLlama, hostRepackProfile, insightsEstimate, measureLlamaCpp }
 import { cachedGguf, GGUF_CACHE } from "./support/gguf-cache.js";
 import { writeSyntheticGguf } from "./support/fit-synthetic-gguf.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
+import { writeSyntheticCheckpoint } from "./support/synthetic-checkpoint.js";
+import { tempDir } from "./support/cli.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 
 const MiB = 2 ** 20;
 const TOLERANCE = 0.05;
 const CONTEXTS = [512, 2048, 8192];
-const NAMES = ["tiny-llama F16", "tiny-llama Q4_K_M", "TinyLlama-1.1B-shaped F16", "TinyLlama-1.1B-shaped Q4_K_M", "gemma3 SWA (synthetic)", "llama tied Q4_0 (synthetic)"];
+const NAMES = ["tiny-llama F16", "tiny-llama Q4_K_M", "TinyLlama-1.1B-shaped F16", "TinyLlama-1.1B-shaped Q4_K_M", "gemma3 SWA (synthetic)", "llama tied Q4_0 (synthetic)", "gemma3 F16 (ours, 270m config)", "gemma3 Q4_K_M (ours, 270m config)"];
 const models: { name: string; path: string }[] = [];
 
 interface Pair {
@@ -48,6 +50,10 @@ beforeAll(async () => {
   await writeSyntheticGguf(gemma, { arch: "gemma3", layers: 6, embd: 256, heads: 4, kvHeads: 2, headDim: 64, ff: 512, vocab: 512, context: 32768, type: GgmlType.F16, tied: true, slidingWindow: 512 });
   await writeSyntheticGguf(tied, { arch: "llama", layers: 4, embd: 256, heads: 4, kvHeads: 2, headDim: 64, ff: 512, vocab: 512, context: 4096, type: GgmlType.Q4_0, tied: true });
   paths.push(gemma, tied);
+  // our own gemma3 conversion: 7 layers (the 6th global), one KV head as gemma-3-270m, a 16-token window
+  const gemmaSource = join(tempDir(), "gemma3");
+  writeSyntheticCheckpoint(gemmaSource, { modelType: "gemma3", hidden: 256, layers: 7, heads: 4, kvHeads: 1, headDim: 64, intermediate: 512, vocab: 4096, seed: 5, dtype: "BF16" });
+  paths.push(await cachedGguf(gemmaSource, "gemma3", "f16"), await cachedGguf(gemmaSource, "gemma3", "q4_k_m"));
   paths.forEach((path, i) => models.push({ name: NAMES[i]!, path }));
 }, 1_800_000);
 
@@ -68,7 +74,7 @@ const cases = [
   // beyond the acceptance: the same model must hold with flash attention on, and with a q8_0 cache
   ...[1, 3].flatMap((m) => CONTEXTS.map((context) => ({ m, name: NAMES[m]!, context, flashAttention: true, kv: "f16" as const }))),
   ...[1, 3].flatMap((m) => [2048, 8192].map((context) => ({ m, name: NAMES[m]!, context, flashAttention: true, kv: "q8_0" as const }))),
-  ...[4, 5].flatMap((m) => CONTEXTS.flatMap((context) => [false, true].map((flashAttention) => ({ m, name: NAMES[m]!, context, flashAttention, kv: "f16" as const })))),
+  ...[4, 5, 6, 7].flatMap((m) => CONTEXTS.flatMap((context) => [false, true].map((flashAttention) => ({ m, name: NAMES[m]!, context, flashAttention, kv: "f16" as const })))),
 ];
 
 describe("the fit model predicts llama.cpp's buffers within 5%", () => {
