@@ -8,6 +8,7 @@ import { disposeLlamaCpp, lastLlamaCppRun, llamaCppLogits, llamaCppTokenize } fr
 import { compareLogits } from "./support/logit-metrics.js";
 import { referenceLogits } from "./support/reference-forward.js";
 import { syntheticConfig, syntheticTensors, writeHfFolder, writeSyntheticCheckpoint, type SyntheticModelType, type SyntheticSpec } from "./support/synthetic-checkpoint.js";
+import { gemma3VisionTensors, gemma3WrapperConfig, gemma3WrapperTensorName } from "./support/synthetic-gemma3.js";
 
 const dir = tempDir();
 afterAll(async () => {
@@ -131,5 +132,19 @@ describe("llama.cpp computes the reference logits from our F32 GGUF of a tiny ge
     expect(result.positions).toBeGreaterThanOrEqual(3 * 40);
     expect(result.top1Mismatches).toBe(0);
     expect(result.maxAbsDiff).toBeLessThanOrEqual(1e-2);
+  });
+
+  it("the text tower of Gemma3ForConditionalGeneration (gemma-3-4b-it's config: sparse text_config, linear RoPE x8 on global layers): same bounds", async () => {
+    const source = join(dir, "gemma3-wrapper");
+    const tensors = syntheticTensors(spec).map((t) => ({ ...t, name: gemma3WrapperTensorName(t.name) }));
+    gemma3VisionTensors((name, shape, data) => tensors.push({ name, shape, data, dtype: "BF16" }), (count, mean, std) => new Float32Array(count).fill(mean + std));
+    writeHfFolder(source, gemma3WrapperConfig(spec), tensors);
+    const result = await agreement(source, await convert(source, "f32"));
+    expect(result.top1Mismatches).toBe(0);
+    expect(result.maxAbsDiff).toBeLessThanOrEqual(1e-2);
+    const off = join(dir, "gemma3-wrapper-attention-only");
+    for (const tensor of tensors) if (tensor.name.endsWith("post_feedforward_layernorm.weight")) tensor.data.fill(-1);
+    writeHfFolder(off, gemma3WrapperConfig(spec), tensors);
+    expect((await agreement(off, await convert(off, "f32"))).maxAbsDiff).toBeLessThanOrEqual(f32Tolerance());
   });
 });

@@ -29,15 +29,19 @@ export interface DecoderHparams {
 }
 
 export class ConfigReader {
-  /** A multimodal model's text_config overrides the top level, as llama.cpp's converter merges them. */
+  /**
+   * A multimodal model's text_config overrides the top level, as llama.cpp's converter merges
+   * them; `defaults` (the text config class's, see Architecture.configDefaults) fill what both leave out.
+   */
   readonly config: HfConfig;
 
   constructor(
     config: HfConfig,
     readonly file: string,
+    defaults: HfConfig = {},
   ) {
     const text = config["text_config"];
-    this.config = typeof text === "object" && text !== null && !Array.isArray(text) ? { ...config, ...(text as HfConfig) } : config;
+    this.config = typeof text === "object" && text !== null && !Array.isArray(text) ? { ...config, ...defaults, ...(text as HfConfig) } : { ...defaults, ...config };
   }
 
   /** The first of `keys` that is present, as llama.cpp's find_hparam does. */

@@ -33,9 +33,13 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, fe
     if (scaling.betaSlow !== undefined) yield [key("rope.scaling.yarn_beta_slow"), f32(scaling.betaSlow)];
   }
   // llama.cpp's names for the muP multipliers (LLM_KV_ATTENTION_SCALE, EMBEDDING_SCALE, RESIDUAL_SCALE, LOGIT_SCALE).
+  if (!features.multipliersImplied) yield* multiplierKeys(key, features);
+  if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
+}
+
+function* multiplierKeys(key: (name: string) => string, features: DecoderFeatures): Iterable<[string, GgufValue]> {
   if (features.attentionScale !== undefined) yield [key("attention.scale"), f32(features.attentionScale)];
   if (features.embeddingScale !== undefined) yield [key("embedding_scale"), f32(features.embeddingScale)];
   if (features.residualScale !== undefined) yield [key("residual_scale"), f32(features.residualScale)];
   if (features.logitDivisor !== undefined) yield [key("logit_scale"), f32(features.logitDivisor)];
-  if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
 }

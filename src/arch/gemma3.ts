@@ -31,6 +31,10 @@ function wrappedNames(): Partial<Record<TensorRole, readonly string[]>> {
 /** llama.cpp's gemma3 graph without a sliding_window_pattern key: every 6th layer is global (load_swa_pattern(ml, 6)). */
 const SWA_PERIOD = 6;
 const NORM_ROLES = ROLES.filter((role) => TENSOR_ROLES[role].kind === "norm");
+/** Gemma3RMSNorm computes x * (1 + w). */
+const NORM_OFFSET = 1;
+/** llama.cpp's rope_freq_base_train_swa without a freq_base_swa key; transformers' rope_local_base_freq default. */
+const DEFAULT_LOCAL_THETA = 10000;
 
 /** Which layers use the sliding window, as transformers' Gemma3TextConfig derives them. */
 function slidingLayers(config: ConfigReader, layers: number): boolean[] {
@@ -84,12 +88,30 @@ function checkConfig(config: ConfigReader): void {
 export const gemma3: Architecture = {
   gguf: "gemma3",
   hfArchitectures: ["Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"],
-  formats: ["gguf"],
+  formats: ["gguf", "onnx"],
   tensors: ROLES,
   hfNames: wrappedNames(),
   ignoredHfTensors: [/^(model\.)?(vision_tower|multi_modal_projector)\./],
   interleaveRopeRows: false,
-  features: () => ({ ...PLAIN_DECODER, qkNorm: true }),
+  configDefaults: {
+    // transformers' Gemma3TextConfig (models/gemma3/configuration_gemma3.py) defaults the converter reads
+    vocab_size: 262_208, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256, hidden_activation: "gelu_pytorch_tanh",
+    max_position_embeddings: 131_072, rms_norm_eps: 1e-6, tie_word_embeddings: true, rope_theta: 1_000_000.0,
+    query_pre_attn_scalar: 256, sliding_window: 4096, rope_local_base_freq: 10_000.0, sliding_window_pattern: 6,
+  },
+  features: (config, hparams) => ({
+    ...PLAIN_DECODER,
+    qkNorm: true,
+    // transformers' Gemma3TextScaledWordEmbedding and query_pre_attn_scalar; llama.cpp's graph hardcodes both.
+    embeddingScale: Math.sqrt(hparams.hiddenSize),
+    attentionScale: (config.optionalNumber(["query_pre_attn_scalar"]) ?? hparams.headDim) ** -0.5,
+    multipliersImplied: true,
+    normWeightOffset: NORM_OFFSET,
+    ffnActivation: "gelu_tanh",
+    ...(hasSlidingWindow(config)
+      ? { slidingWindow: { window: config.integer(["sliding_window"]), layers: slidingLayers(config, hparams.layers), ropeTheta: localRopeTheta(config) ?? DEFAULT_LOCAL_THETA } }
+      : {}),
+  }),
   extraMetadata: function* (_hparams: DecoderHparams, config: ConfigReader) {
     if (hasSlidingWindow(config)) yield ["gemma3.attention.sliding_window", u32(config.integer(["sliding_window"]))];
     const local = localRopeTheta(config);
@@ -98,6 +120,6 @@ export const gemma3: Architecture = {
     if (softcap) yield ["gemma3.final_logit_softcapping", f32(softcap)];
   },
   checkConfig,
-  ggufValueTransforms: [{ roles: NORM_ROLES, add: 1 }],
+  ggufValueTransforms: [{ roles: NORM_ROLES, add: NORM_OFFSET }],
   llamaCppGraph: { swaPeriod: SWA_PERIOD, embeddingScale: true },
 };

@@ -1,5 +1,5 @@
 import type { GgufValue } from "../writers/gguf/metadata.js";
-import type { ConfigReader, DecoderHparams } from "./config.js";
+import type { ConfigReader, DecoderHparams, HfConfig } from "./config.js";
 import type { TensorNaming, TensorRole } from "./tensor-names.js";
 
 /** The formats edgequant writes; each architecture declares which of them it supports. */
@@ -30,6 +30,14 @@ export interface DecoderFeatures {
   readonly residualScale?: number;
   readonly attentionScale?: number;
   readonly logitDivisor?: number;
+  /** The multipliers above are fixed by the architecture: llama.cpp's graph applies them, no GGUF key carries them (Gemma). */
+  readonly multipliersImplied?: boolean;
+  /** RMSNorm weights act as (normWeightOffset + w): Gemma stores w - 1. */
+  readonly normWeightOffset?: number;
+  /** The FFN gate's activation; SiLU unless set. */
+  readonly ffnActivation?: "silu" | "gelu_tanh";
+  /** Sliding-window layers: which ones, how many positions each sees (its own included), and their RoPE base (unscaled). */
+  readonly slidingWindow?: { readonly window: number; readonly layers: readonly boolean[]; readonly ropeTheta: number };
 }
 
 /** How llama.cpp's graph for an architecture differs in ways fit's memory model counts. */
@@ -58,6 +66,11 @@ export interface Architecture extends TensorNaming {
   readonly formats: readonly OutputFormat[];
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
+  /**
+   * transformers' config class defaults for keys config.json leaves out (Gemma 3's multimodal
+   * configs name only a few text keys); llama.cpp's converter sees them through AutoConfig.
+   */
+  readonly configDefaults?: HfConfig;
   /** Checkpoint tensors no output needs (a multimodal wrapper's vision tower, when only its text tower converts). */
   readonly ignoredHfTensors?: readonly RegExp[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */

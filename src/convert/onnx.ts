@@ -105,7 +105,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   const checkpoint = await openCheckpoint(options.source);
   try {
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
-    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
+    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
     const hparams = reader.decoderHparams();
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);

@@ -54,7 +54,7 @@ type Candidate = Omit<PlannedTensor, "type">;
  * and the model metadata for a safetensors checkpoint, before any data is read.
  */
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
-  const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  const config = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
   architecture.checkConfig?.(config);
   const hparams = config.decoderHparams();
   const features = architecture.features(config, hparams);

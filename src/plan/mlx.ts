@@ -112,7 +112,7 @@ export function castDtypeOf(config: Readonly<Record<string, unknown>>): FloatDty
 }
 
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
-  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
   const hparams = reader.decoderHparams();
   const castDtype = castDtypeOf(checkpoint.config);
   const decisions: MlxDecision[] = [];

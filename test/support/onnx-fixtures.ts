@@ -37,6 +37,8 @@ const SPECS: Record<string, SyntheticSpec> = {
   qwen3: { modelType: "qwen3", hidden: 128, layers: 2, heads: 4, kvHeads: 1, headDim: 64, intermediate: 384, vocab: 4096, seed: 12, dtype: "F32" },
   "llama-tied": { modelType: "llama", hidden: 96, layers: 2, heads: 6, kvHeads: 3, headDim: 16, intermediate: 192, vocab: 4096, seed: 13, dtype: "F16", tieEmbeddings: true },
   granite: { modelType: "granite", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 14, dtype: "BF16", tieEmbeddings: true },
+  // Seven layers: the sixth global, the others sliding over a 16-token window the prompts exceed.
+  gemma3: { modelType: "gemma3", hidden: 128, layers: 7, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 15, dtype: "BF16" },
 };
 
 const root = tempDir("edgequant-onnx-synthetic-");

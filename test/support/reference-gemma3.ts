@@ -21,6 +21,13 @@ type Config = Record<string, unknown>;
 /** config.json model_type values of Gemma 3 (the text model and the multimodal wrapper). */
 export const GEMMA3_MODEL_TYPES: ReadonlySet<string> = new Set(["gemma3_text", "gemma3"]);
 
+/** Gemma3TextConfig.__init__'s defaults (transformers models/gemma3/configuration_gemma3.py) for keys config.json omits. */
+const TEXT_CONFIG_DEFAULTS: Config = {
+  vocab_size: 262208, num_attention_heads: 8, num_key_value_heads: 4, head_dim: 256, hidden_activation: "gelu_pytorch_tanh",
+  rms_norm_eps: 1e-6, rope_theta: 1_000_000, query_pre_attn_scalar: 256, sliding_window: 4096, rope_local_base_freq: 10_000,
+  sliding_window_pattern: 6, final_logit_softcapping: null, attn_logit_softcapping: null, rope_scaling: null,
+};
+
 interface Hyper {
   hidden: number;
   intermediate: number;
@@ -223,7 +230,7 @@ function layerForward(x: Float64Array, T: number, h: Hyper, w: Weights, l: numbe
 
 /** Logits per position for `tokens` from position 0, no BOS added (as referenceLogits). */
 export function gemma3ReferenceLogits(dir: string, config: Config, tokens: number[]): Float32Array[] {
-  const text = (config["text_config"] as Config | undefined) ?? config;
+  const text = { ...TEXT_CONFIG_DEFAULTS, ...((config["text_config"] as Config | undefined) ?? config) };
   const h = readHyper(text);
   if (h.sliding.length !== h.layers) throw new Error(`reference-gemma3: ${h.sliding.length} layer_types for ${h.layers} layers`);
   const w = openWeights(dir);

@@ -83,3 +83,60 @@ export function gemma3Tensors(spec: Gemma3Sizes & { vocab: number }, add: Add, f
   }
   norm("model.norm.weight", hidden);
 }
+
+/**
+ * google/gemma-3-4b-it's config.json (huggingface.co/google/gemma-3-4b-it, config.json;
+ * transformers 4.50), every key kept. Its text_config names only hidden/intermediate sizes, layer
+ * count, rope_scaling (linear, factor 8, global layers only) and sliding_window, leaving the rest to
+ * Gemma3TextConfig's defaults; to shrink the model, the defaults that are sizes (heads, KV heads,
+ * head_dim, vocabulary, query_pre_attn_scalar = head_dim) are written out too.
+ */
+export function gemma3WrapperConfig(spec: Gemma3Sizes & { vocab: number }): Record<string, unknown> {
+  return {
+    architectures: ["Gemma3ForConditionalGeneration"],
+    boi_token_index: 255999,
+    eoi_token_index: 256000,
+    eos_token_id: [1, 106],
+    image_token_index: 262144,
+    initializer_range: 0.02,
+    mm_tokens_per_image: 256,
+    model_type: "gemma3",
+    text_config: {
+      hidden_size: spec.hidden,
+      intermediate_size: spec.intermediate,
+      model_type: "gemma3_text",
+      num_hidden_layers: spec.layers,
+      rope_scaling: { factor: 8.0, rope_type: "linear" },
+      sliding_window: GEMMA3_TEST_WINDOW,
+      num_attention_heads: spec.heads,
+      num_key_value_heads: spec.kvHeads,
+      head_dim: spec.headDim,
+      query_pre_attn_scalar: spec.headDim,
+      vocab_size: spec.vocab,
+    },
+    torch_dtype: "bfloat16",
+    transformers_version: "4.50.0.dev0",
+    vision_config: {
+      hidden_size: 1152,
+      image_size: 896,
+      intermediate_size: 4304,
+      model_type: "siglip_vision_model",
+      num_attention_heads: 16,
+      num_hidden_layers: 27,
+      patch_size: 14,
+      vision_use_head: false,
+    },
+  };
+}
+
+/** transformers 4.50 saved the wrapper's text tower under language_model.model.* (later model.language_model.*). */
+export function gemma3WrapperTensorName(name: string): string {
+  return name.replace(/^model\./, "language_model.model.");
+}
+
+/** A few vision tower tensors (shapes of SigLIP's, shrunk) that only the multimodal projector file would use. */
+export function gemma3VisionTensors(add: Add, fill: Fill): void {
+  add("vision_tower.vision_model.embeddings.patch_embedding.bias", [8], fill(8, 0, 0.1));
+  add("vision_tower.vision_model.post_layernorm.weight", [8], fill(8, 1, 0.1));
+  add("multi_modal_projector.mm_soft_emb_norm.weight", [8], fill(8, 0, 0.1));
+}
