@@ -88,7 +88,7 @@ function checkConfig(config: ConfigReader): void {
 export const gemma3: Architecture = {
   gguf: "gemma3",
   hfArchitectures: ["Gemma3ForCausalLM", "Gemma3ForConditionalGeneration"],
-  formats: ["gguf", "onnx"],
+  formats: ["gguf", "onnx", "mlx"],
   tensors: ROLES,
   hfNames: wrappedNames(),
   ignoredHfTensors: [/^(model\.)?(vision_tower|multi_modal_projector)\./],
