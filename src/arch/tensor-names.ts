@@ -108,6 +108,12 @@ export function hfTensorName(naming: TensorNaming, role: TensorRole, block?: num
   return `${hfModule(naming, role, block)}.${suffix}`;
 }
 
+/** The name of a role's tensor the checkpoint has (a role may have several Hugging Face names), else the first. */
+export function presentHfTensorName(naming: TensorNaming, role: TensorRole, has: (hfName: string) => boolean, block?: number, suffix: "weight" | "bias" = "weight"): string {
+  const names = hfPatterns(naming, role).map((pattern) => `${block === undefined ? pattern : pattern.replace("{bid}", String(block))}.${suffix}`);
+  return names.find(has) ?? names[0]!;
+}
+
 /**
  * The required tensors `has` does not find: every non-optional role's weight (under any of its
  * Hugging Face names) and the required biases, in every block. Each is named by its first name.

@@ -20,7 +20,7 @@
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
-import { hfTensorName, isBlockLinear, roleKind, type TensorRole } from "../arch/tensor-names.js";
+import { isBlockLinear, presentHfTensorName, roleKind, type TensorRole } from "../arch/tensor-names.js";
 import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
@@ -124,8 +124,9 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
 
   // Tied embeddings, decided as transformers reads config.json; the flag is written out explicitly
   // because mlx-lm's own defaults differ (llama and qwen2 default to tied, qwen3 requires the key).
-  const outputName = hfTensorName(architecture, "output");
-  const embeddingModule = hfTensorName(architecture, "token_embd").replace(/\.weight$/, "");
+  const has = (name: string) => checkpoint.tensors.has(name);
+  const outputName = presentHfTensorName(architecture, "output", has);
+  const embeddingModule = presentHfTensorName(architecture, "token_embd", has).replace(/\.weight$/, "");
   const hasLmHead = checkpoint.tensors.has(outputName);
   const tieFlag = checkpoint.config["tie_word_embeddings"];
   const tied = typeof tieFlag === "boolean" ? tieFlag : !hasLmHead;
