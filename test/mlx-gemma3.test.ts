@@ -17,6 +17,7 @@ import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { convertToMlx } from "../src/convert/mlx.js";
+import { readMlxArtifact } from "../src/fit/mlx-artifact.js";
 import { tempDir } from "./support/cli.js";
 import { readMlxFolder, referenceQuantizeMatrix, wordValues, type MlxFolder, type StoredTensor } from "./support/mlx-reference.js";
 import { SafetensorsFile } from "./support/safetensors.js";
@@ -90,6 +91,14 @@ describe("gemma3 (gemma-3-270m's config) -> MLX 4-bit g64", () => {
       count++;
     }
     expect(count).toBe(7 * spec.layers + 1);
+  });
+});
+
+describe("fit reads the MLX folder's cache as mlx-lm makes it (gemma3_text.py:247-257)", () => {
+  it("sliding layers hold a RotatingKVCache of the window, every 6th layer a full cache", async () => {
+    const { hparams } = await readMlxArtifact(join(dir, "mlx"));
+    expect(hparams.slidingWindow).toBe(16);
+    expect(hparams.swaLayers).toEqual(Array.from({ length: spec.layers }, (_, i) => i % 6 !== 5));
   });
 });
 
