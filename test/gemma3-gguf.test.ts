@@ -75,6 +75,17 @@ describe("gemma3 GGUF", () => {
     }
   });
 
+  it("re-quantizing our BF16 GGUF keeps the stored 1 + w (the shift is the converter's, applied once)", async () => {
+    const direct = await convert("requant", syntheticConfig(spec));
+    const bf16 = join(dir, "requant-bf16.gguf");
+    await convertToGguf({ source: join(dir, "requant"), output: bf16, scheme: resolveScheme({ scheme: "bf16" }) });
+    const again = join(dir, "requant-again.gguf");
+    await convertToGguf({ source: bf16, output: again, scheme: resolveScheme({ scheme: "f32" }) });
+    for (const name of ["output_norm.weight", "blk.5.post_ffw_norm.weight", "blk.0.attn_q_norm.weight"]) {
+      expect(Array.from(await f32Tensor(again, name)), name).toEqual(Array.from(await f32Tensor(direct, name)));
+    }
+  });
+
   it.each([
     ["query_pre_attn_scalar", { query_pre_attn_scalar: 64 }],
     ["layer_types", { layer_types: ["sliding_attention", "full_attention", "sliding_attention", "sliding_attention", "sliding_attention", "full_attention", "sliding_attention"] }],
