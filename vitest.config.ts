@@ -18,6 +18,8 @@ export const UNIT_SUITES = [
   "test/tokenizer-tables.test.ts",
   "test/mixture-rules.test.ts",
   "test/recipes.test.ts",
+  "test/llama3-rope.test.ts",
+  "test/phi3-gguf-metadata.test.ts",
 ];
 
 export default defineConfig({

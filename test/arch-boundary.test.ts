@@ -60,13 +60,18 @@ const FAMILIES = new Set([...ARCHITECTURES.flatMap((a) => [a.gguf, ...a.hfArchit
 
 /** Hugging Face names: whole top-level names, per-block tails and their distinctive last parts (q_proj, embed_tokens...). */
 const GGUF_ROLES = new Set(Object.keys(TENSOR_ROLES));
+/** GGUF names' per-block tails and last parts: not evidence of a Hugging Face name (LFM2's ffn_norm and in_proj are both). */
+const GGUF_PARTS = new Set(Object.values(TENSOR_ROLES).flatMap(({ gguf }) => {
+  const tail = gguf.includes("{bid}.") ? gguf.slice(gguf.indexOf("{bid}.") + 6) : gguf;
+  return [tail, tail.split(".").at(-1)!];
+}));
 const HF_FRAGMENTS = [...new Set(
   [...Object.values(TENSOR_ROLES), ...ARCHITECTURES.flatMap((a) => Object.values(a.hfNames ?? {}).map((hf) => ({ hf })))].flatMap(({ hf }) =>
     hf.flatMap((name: string) => {
       const tail = name.includes("{bid}.") ? name.slice(name.indexOf("{bid}.") + 6) : name;
       const last = tail.split(".").at(-1)!;
       // A distinctive last part, unless it is also a GGUF role's name (BitNet's attn_sub_norm is both).
-      return last.includes("_") && !GGUF_ROLES.has(last) ? [tail, last] : [tail];
+      return (last.includes("_") && !GGUF_ROLES.has(last) ? [tail, last] : [tail]).filter((fragment) => !GGUF_PARTS.has(fragment));
     }),
   ),
 )];

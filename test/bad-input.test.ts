@@ -91,7 +91,7 @@ describe("a model folder that cannot be converted says why", () => {
     const dir = copyFixture(TINY_LLAMA);
     const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8"));
     writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, architectures: ["GPTBigCodeForCausalLM"] }));
-    const result = expectRejected(dir, /unsupported architecture 'GPTBigCodeForCausalLM'; supported architectures: /);
+    const result = expectRejected(dir, /architecture GPTBigCodeForCausalLM is not supported; supported: /);
     for (const supported of ["LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"]) {
       expect(result.stderr).toContain(supported);
     }
@@ -193,4 +193,33 @@ describe("bad flags exit with code 2 and say what is accepted", () => {
       expect(existsSync(join(outDir, "flags.gguf"))).toBe(false);
     });
   }
+});
+
+describe("a GGUF destination without the .gguf extension is refused before any work", () => {
+  it("-o model.bin exits 2, naming the file, and writes nothing", () => {
+    const output = join(outDir, "model.bin");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "-o", output, "--no-progress"]);
+    expect(result.stderr).toContain(`${output}: a GGUF output's name must end in .gguf`);
+    expect(result.code).toBe(2);
+    expect(existsSync(output)).toBe(false);
+  });
+});
+
+describe("a LongRoPE config llama.cpp could not use is refused, naming config.json and the key", () => {
+  /** The tiny Llama with config.json keys replaced. */
+  function configWith(changes: Record<string, unknown>): string {
+    const dir = copyFixture(TINY_LLAMA);
+    const config = JSON.parse(readFileSync(join(dir, "config.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ ...config, ...changes }));
+    return dir;
+  }
+
+  it("factor lists that are not half the rotary dimensions long", () => {
+    const dir = configWith({ rope_scaling: { type: "longrope", long_factor: [1, 2], short_factor: [1, 1] }, original_max_position_embeddings: 64 });
+    expectRejected(dir, /config\.json: rope_scaling\.long_factor must list 16 positive numbers/);
+  });
+
+  it("a partial_rotary_factor outside (0, 1]", () => {
+    expectRejected(configWith({ partial_rotary_factor: 1.5 }), /config\.json: 'partial_rotary_factor' must be in \(0, 1\]/);
+  });
 });

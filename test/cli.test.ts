@@ -41,3 +41,36 @@ describe("--to mlx through the CLI", () => {
     expect(human.stdout).toMatch(/MLX affine mixed 3_6, group size 64/);
   });
 });
+
+describe("exit codes say whether anything was done", () => {
+  it.each([
+    [["--help"], 0],
+    [["help"], 0],
+    [["--version"], 0],
+    [["convert", "--help"], 0],
+    [[], 2],
+    [["frobnicate"], 2],
+  ] as const)("edgequant %j exits %i", (args, code) => {
+    expect(runCli(args).code).toBe(code);
+  });
+});
+
+describe("a reader that closes the pipe early is not an error", () => {
+  it("`edgequant fit --json | head -1` exits 0 with no stack trace (the report is 300 kB, more than a pipe holds)", () => {
+    const model = join(dir, "tiny-pipe.gguf");
+    expect(runCli(["convert", TINY_LLAMA, "--to", "gguf", "-o", model, "--no-progress"]).code).toBe(0);
+    const result = runCli(["fit", model, "--json"], { shellPrefix: "set -o pipefail;", pipeTo: "head -1" });
+    expect(result.stdout.trim()).toBe("{");
+    expect(result.stderr).not.toMatch(/EPIPE|\n\s+at /);
+    expect(result.code).toBe(0);
+  });
+});
+
+describe("an ONNX output folder may have any name", () => {
+  it("-o <dir>/onnx (the name of transformers.js's subfolder) converts and fits", () => {
+    const output = join(dir, "named", "onnx");
+    const result = runCli(["convert", TINY_LLAMA, "--to", "onnx", "--bits", "4", "-o", output, "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(existsSync(`${output}.fit.json`)).toBe(true);
+  });
+});

@@ -223,6 +223,31 @@ describe("hf: sources through a loopback Hub", () => {
     expect(JSON.parse(offline.stdout).tensors).toHaveLength(57);
   });
 
+  it("refuses a listing whose object id or size could reach outside the cache, touching nothing there", async () => {
+    const home = tempDir("edgequant-hf-home-");
+    const config = readFileSync(join(TINY_LLAMA, "tokenizer_config.json"));
+    // A local file of the same size as the listed one, which a traversing blob id would name.
+    const secret = join(home, "secret.txt");
+    writeFileSync(secret, Buffer.alloc(config.length, "S"));
+    const hostile: [string, Record<string, unknown>][] = [
+      ["an object id that climbs out of blobs/", { oid: "../../../secret.txt" }],
+      ["an absolute object id", { oid: secret }],
+      ["a size that is not a byte count", { size: -1 }],
+    ];
+    try {
+      for (const [label, change] of hostile) {
+        hub.tamperListing = (entry) => (entry["path"] === "tokenizer_config.json" ? { ...entry, ...change } : entry);
+        await expect(resolveSource("hf:test-org/tiny-llama", options(home)), label).rejects.toThrow(/tokenizer_config\.json"; refusing it/);
+      }
+    } finally {
+      hub.tamperListing = undefined;
+    }
+    const snapshot = join(home, "hub", "models--test-org--tiny-llama", "snapshots", COMMIT);
+    const links = existsSync(snapshot) ? readdirSync(snapshot).map((name) => realpathSync(join(snapshot, name))) : [];
+    expect(links).not.toContain(realpathSync(secret));
+    expect(existsSync(join(snapshot, "tokenizer_config.json"))).toBe(false);
+  });
+
   it("names a missing repository or revision", async () => {
     const home = tempDir("edgequant-hf-home-");
     await expect(resolveSource("hf:test-org/nope", options(home))).rejects.toThrow(/hf:test-org\/nope: no such model or revision 'main'.*HTTP 404/);

@@ -11,7 +11,8 @@ import { compareGguf } from "./support/gguf-compare.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 import { llamaQuantize, requireLlamaQuantize } from "./support/llama-quantize.js";
 import { readQuantizeTypes, writeQuantizeTypes, type RecordedModel } from "./support/quantize-types.js";
-import { writeSyntheticCheckpoint, type SyntheticModelType } from "./support/synthetic-checkpoint.js";
+import { writeSyntheticCheckpoint, type SyntheticModelType, type SyntheticSpec } from "./support/synthetic-checkpoint.js";
+import { TINY_LFM2, writeLfm2Checkpoint } from "./support/synthetic-lfm2.js";
 
 // llama_model_quantize is the oracle of every test here: without it the suite fails, naming the library.
 requireLlamaQuantize();
@@ -37,6 +38,11 @@ afterAll(() => {
   // A run of some models (vitest -t) updates theirs and keeps the others' records.
   if (UPDATE_TYPES) writeQuantizeTypes({ ...readQuantizeTypes(), ...observed });
 });
+
+/** A per-layer list's first entry (hybrid models' head_count_kv), what llama_model_quantize's n_gqa() reads. */
+function layerZero(value: unknown): number {
+  return Number(Array.isArray(value) ? value[0] : value);
+}
 
 /** What llama_model_quantize wrote: tensor names, shapes and types. */
 async function typesOf(path: string): Promise<{ tensors: [string, number[]][]; types: string[]; metadata: Record<string, unknown> }> {
@@ -71,7 +77,7 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
         const model = (observed[label] ??= {
           layers: Number(written.metadata[`${arch}.block_count`]),
           heads: Number(written.metadata[`${arch}.attention.head_count`]),
-          kvHeads: Number(written.metadata[`${arch}.attention.head_count_kv`]),
+          kvHeads: layerZero(written.metadata[`${arch}.attention.head_count_kv`]),
           tensors: written.tensors,
           schemes: {},
         });
@@ -104,15 +110,32 @@ describeModel("tiny-llama-ternary", () => TINY_LLAMA_TERNARY, QUANTIZED.filter((
 describeModel("synthetic TinyLlama-1.1B shapes", () => syntheticCheckpoint("tinyllama1b"));
 
 /** A small random checkpoint of an architecture with no trained fixture, written once. */
-function synthetic(modelType: SyntheticModelType): () => string {
+function synthetic(modelType: SyntheticModelType, changes: Partial<SyntheticSpec> = {}): () => string {
   let folder: string | undefined;
   return () => {
     if (folder) return folder;
-    folder = join(dir, `synthetic-${modelType}`);
-    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true });
+    // No "phi3" in the name (general.name): llama.cpp would look up Phi-3 special tokens the tiny vocabulary lacks.
+    folder = join(dir, `synthetic-${modelType.replace("phi3", "phi-three")}`);
+    writeSyntheticCheckpoint(folder, { modelType, hidden: 256, layers: 4, heads: 4, kvHeads: 2, headDim: 64, intermediate: 512, vocab: 4096, seed: 21, dtype: "BF16", tieEmbeddings: true, ...changes });
     return folder;
   };
 }
 
 describeModel("synthetic granite (granite-3.3-2b-instruct's config)", synthetic("granite"));
+describeModel("synthetic smollm3 (SmolLM3-3B's config)", synthetic("smollm3"));
+
+// LFM2: layer 0 is a convolution block, so llama.cpp's n_gqa() is 0 (8 heads over 2 KV heads would give 4
+// and flip q2_k's attn_v); conv kernels stay F32; in_proj/out_proj quantize as plain weights.
+let lfm2Folder: string | undefined;
+describeModel("synthetic lfm2 (LFM2-350M's config)", () => {
+  if (lfm2Folder) return lfm2Folder;
+  lfm2Folder = join(dir, "synthetic-lfm2");
+  writeLfm2Checkpoint(lfm2Folder, { ...TINY_LFM2, hidden: 256, heads: 8, kvHeads: 2, blockFfDim: 1000, blockMultipleOf: 256, seed: 23 });
+  return lfm2Folder;
+});
+// Fused attn_qkv takes attn_v's rules and counter in llama.cpp (category_is_attn_v); ffn_up is double height.
+describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3.5", { kvHeads: 4, tieEmbeddings: false }));
+describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));
+// BitCPM4: MiniCPM with LongRoPE factor tensors and fake-quantized ternary weights, through TQ1_0/TQ2_0.
+describeModel("synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)", synthetic("bitcpm4", { tieEmbeddings: false }), QUANTIZED.filter((s) => s.name === "tq1_0" || s.name === "tq2_0"));
 describeModel("synthetic gemma3 (gemma-3-270m's config)", synthetic("gemma3"));

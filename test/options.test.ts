@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { UserError } from "../src/errors.js";
 import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, parseAccuracyLevel, parseByteSize, parseOnnxBits, parseThreads } from "../src/options.js";
 import { recipeSchema } from "../src/pipeline/recipe.js";
+import { resolveScheme } from "../src/quant/schemes.js";
 import { MLX_BITS, MLX_GROUP_SIZES } from "../src/writers/mlx/affine.js";
 import { MIXED_RECIPES } from "../src/writers/mlx/recipes.js";
 import { decodeModel } from "../src/writers/onnx/proto.js";
@@ -89,5 +90,21 @@ describe("recipes allow the values the CLI allows", () => {
     expect(sorted(mlx["bits"]!.enum!)).toEqual(sorted([...MLX_BITS, 1.58]));
     expect(sorted(mlx["group-size"]!.enum!)).toEqual(sorted(MLX_GROUP_SIZES));
     expect([...mlx["mixed"]!.enum!].sort()).toEqual(Object.keys(MIXED_RECIPES).map((name) => `mixed_${name}`).sort());
+  });
+});
+
+describe("resolveScheme reads a scheme name or the CLI's flags, and refuses what it does not understand", () => {
+  it.each([
+    ["q4_k_m", "q4_k_m"],
+    ["Q4_K_M", "q4_k_m"],
+    [{ bits: "4" }, "q4_k_m"],
+    [{ scheme: "tq2_0" }, "tq2_0"],
+    [{}, "f16"],
+  ] as const)("%j is %s", (choice, name) => {
+    expect(resolveScheme(choice).name).toBe(name);
+  });
+
+  it.each([["q4km"], [{ bits: "3" }], [{ scheme: "q4_k_m", bits: "4" }]] as const)("%j is refused", (choice) => {
+    expect(() => resolveScheme(choice)).toThrow(UserError);
   });
 });

@@ -11,7 +11,7 @@ import { PLAIN_DECODER, type Architecture } from "./types.js";
 export const bitnet: Architecture = {
   gguf: "bitnet",
   hfArchitectures: ["BitNetForCausalLM", "BitnetForCausalLM"],
-  formats: ["gguf"],
+  formats: ["gguf", "mlx"],
   tensors: [...DECODER_ROLES.filter((role) => role !== "output"), "attn_sub_norm", "ffn_sub_norm"],
   interleaveRopeRows: false,
   features: () => ({ ...PLAIN_DECODER, subNorms: true }),
@@ -30,5 +30,22 @@ export const bitnet: Architecture = {
         { file: "config.json" },
       );
     }
+  },
+  // mlx_lm/models/bitnet.py: BitLinear projections (lines 48-51, 107-109), relu² gate (line 114),
+  // and the sub-norms under the names of microsoft/bitnet-b1.58-2B-4T (lines 60, 111).
+  // quantization_config: see src/plan/mlx-bitlinear.ts for why "autobitlinear", offline.
+  mlx: {
+    bitLinear: { quantizationConfig: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" } },
+    names: { attn_sub_norm: "model.layers.{bid}.self_attn.attn_sub_norm", ffn_sub_norm: "model.layers.{bid}.mlp.ffn_sub_norm" },
+    checkConfig: (config) => {
+      const activation = config.config["hidden_act"];
+      if (activation !== "relu2") {
+        throw new UserError(
+          `hidden_act '${String(activation ?? "silu")}' is not what mlx-lm's bitnet model computes (relu², mlx_lm/models/bitnet.py): the MLX model would load but produce wrong text. ` +
+            "Convert this model to GGUF instead; mlx-lm runs BitNet b1.58 models such as microsoft/bitnet-b1.58-2B-4T",
+          { file: "config.json" },
+        );
+      }
+    },
   },
 };

@@ -11,7 +11,7 @@ import { PLAIN_DECODER, type Architecture } from "./types.js";
 export const granite: Architecture = {
   gguf: "granite",
   hfArchitectures: ["GraniteForCausalLM"],
-  formats: ["gguf", "onnx"],
+  formats: ["gguf", "onnx", "mlx"],
   tensors: DECODER_ROLES,
   interleaveRopeRows: true,
   features: (config) => ({

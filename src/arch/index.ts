@@ -1,16 +1,21 @@
 import { UserError } from "../errors.js";
-import type { HfConfig } from "./config.js";
+import { ConfigReader, type HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
 import { gemma3 } from "./gemma3.js";
 import { granite } from "./granite.js";
+import { withoutAttentionless } from "./decoder-metadata.js";
+import { lfm2 } from "./lfm2.js";
 import { FOREIGN_GRAPH_TRAITS } from "./llama-cpp-graphs.js";
 import { llama } from "./llama.js";
 import { minicpm } from "./minicpm.js";
+import { phi3 } from "./phi3.js";
 import { qwen2 } from "./qwen2.js";
 import { qwen3 } from "./qwen3.js";
+import { smollm3 } from "./smollm3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
+import { unsupportedArchitectureMessage } from "./unsupported.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, gemma3];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, lfm2, phi3, gemma3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);
@@ -25,7 +30,7 @@ export function resolveArchitecture(config: HfConfig, configFile: string): Archi
   const name = declared[0];
   const found = ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(name));
   if (!found) {
-    throw new UserError(`unsupported architecture '${name}'; supported architectures: ${supportedHfArchitectures().join(", ")}`, { file: configFile });
+    throw new UserError(unsupportedArchitectureMessage(name, ARCHITECTURES), { file: configFile });
   }
   return found;
 }
@@ -37,7 +42,8 @@ export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, c
     throw new UserError(
       `${format.toUpperCase()} output supports ${ARCHITECTURES.filter((a) => a.formats.includes(format)).map((a) => a.gguf).join(", ")} ` +
         `(${supportedHfArchitectures(format).join(", ")}); ` +
-        `${architecture.hfArchitectures[0]} (${architecture.gguf}) converts to ${architecture.formats.join(", ")} only`,
+        `${architecture.hfArchitectures[0]} (${architecture.gguf}) converts to ${architecture.formats.join(", ")} only` +
+        (architecture.unsupportedBecause?.[format] ? `: ${architecture.unsupportedBecause[format]}` : ""),
       { file: configFile },
     );
   }
@@ -47,8 +53,15 @@ export function resolveArchitectureFor(format: OutputFormat, config: HfConfig, c
 /** The architecture a GGUF names in general.architecture. */
 export function architectureByGgufName(name: string, file: string): Architecture {
   const found = ARCHITECTURES.find((arch) => arch.gguf === name);
-  if (!found) throw new UserError(`unsupported architecture '${name}'; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
+  if (!found) throw new UserError(`architecture '${name}' is not supported; supported: ${ARCHITECTURES.map((a) => a.gguf).join(", ")}`, { file });
   return found;
+}
+
+/** KV heads of each layer for a config.json: none in a hybrid architecture's blocks without attention. */
+export function kvHeadsOfLayers(config: HfConfig, configFile: string, kvHeads: readonly number[]): number[] {
+  const declared = config["architectures"];
+  const architecture = Array.isArray(declared) ? ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(String(declared[0]))) : undefined;
+  return architecture ? withoutAttentionless(architecture, new ConfigReader(config, configFile, architecture.configDefaults), kvHeads) : [...kvHeads];
 }
 
 /** What fit's memory model needs to know of llama.cpp's graph for a GGUF's `general.architecture`. */

@@ -17,24 +17,32 @@ export const llama: Architecture = {
 
 /**
  * Llama 3.1+ stretch low RoPE frequencies; llama.cpp reads the per-frequency
- * divisors from a `rope_freqs` tensor rather than from metadata.
+ * divisors from a `rope_freqs` tensor rather than from metadata. Computed as
+ * llama.cpp's converter does (conversion/llama.py generate_extra_tensors), in
+ * float32 at every step: its values are float32 torch tensors, and torch divides
+ * a Python number by a tensor as `tensor.reciprocal() * number`.
  */
 export function* llama3RopeFactors(hparams: DecoderHparams): Iterable<GeneratedTensor> {
   const scaling = hparams.ropeScaling;
   if (scaling.kind !== "llama3") return;
-  const { factor, lowFreqFactor, highFreqFactor, originalContext } = scaling;
-  const lowFreqWavelength = originalContext / lowFreqFactor;
-  const highFreqWavelength = originalContext / highFreqFactor;
+  const f = Math.fround;
+  const factor = f(scaling.factor);
+  const lowFreqFactor = f(scaling.lowFreqFactor);
+  const originalContext = f(scaling.originalContext);
+  // Python floats, compared with and subtracted from float32 tensors as float32.
+  const lowFreqWavelength = f(scaling.originalContext / scaling.lowFreqFactor);
+  const highFreqWavelength = f(scaling.originalContext / scaling.highFreqFactor);
+  const band = f(scaling.highFreqFactor - scaling.lowFreqFactor);
+  const twoPi = f(2 * Math.PI);
   const values = new Float32Array(hparams.headDim / 2);
   for (let i = 0; i < values.length; i++) {
-    // Computed in float32 steps, as the reference converter does with torch.float32.
-    const frequency = Math.fround(1 / Math.fround(hparams.ropeTheta ** Math.fround((2 * i) / hparams.headDim)));
-    const wavelength = (2 * Math.PI) / frequency;
+    const frequency = f(1 / f(f(hparams.ropeTheta) ** f((2 * i) / hparams.headDim)));
+    const wavelength = f(f(1 / frequency) * twoPi);
     if (wavelength < highFreqWavelength) values[i] = 1;
     else if (wavelength > lowFreqWavelength) values[i] = factor;
     else {
-      const smooth = (originalContext / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
-      values[i] = 1 / ((1 - smooth) / factor + smooth);
+      const smooth = f(f(f(f(1 / wavelength) * originalContext) - lowFreqFactor) / band);
+      values[i] = f(1 / f(f(f(1 - smooth) / factor) + smooth));
     }
   }
   yield { gguf: "rope_freqs.weight", values };

@@ -1,3 +1,5 @@
+import { longRopeFactors } from "./longrope.js";
+import { UserError } from "../errors.js";
 import { DECODER_ROLES } from "./tensor-names.js";
 import { PLAIN_DECODER, type Architecture } from "./types.js";
 
@@ -8,7 +10,7 @@ import { PLAIN_DECODER, type Architecture } from "./types.js";
 export const minicpm: Architecture = {
   gguf: "minicpm",
   hfArchitectures: ["MiniCPMForCausalLM"],
-  formats: ["gguf"],
+  formats: ["gguf", "mlx"],
   tensors: DECODER_ROLES,
   interleaveRopeRows: true,
   features: (config, hparams) => ({
@@ -17,5 +19,19 @@ export const minicpm: Architecture = {
     residualScale: config.number(["scale_depth"]) / Math.sqrt(hparams.layers),
     logitDivisor: hparams.hiddenSize / config.number(["dim_model_base"]),
   }),
+  // MiniCPM4 / BitCPM4 use LongRoPE (conversion/minicpm.py writes the two factor tensors).
+  generatedTensors: longRopeFactors,
   llamaCppGraph: { embeddingScale: true, residualScale: true, logitScale: true },
+  // mlx_lm/models/minicpm.py:190-193 divides the logits by hidden_size / dim_model_base only on
+  // its untied path (the tied one is `out @ embed_tokens.weight.T`, wrong twice when quantized);
+  // its head_dim is hidden_size // num_attention_heads (line 54) whatever config.json says.
+  mlx: {
+    untieOutput: true,
+    checkConfig: (config) => {
+      const hparams = config.decoderHparams();
+      if (hparams.headDim * hparams.heads !== hparams.hiddenSize) {
+        throw new UserError(`head_dim ${hparams.headDim} is not hidden_size / num_attention_heads, which mlx-lm's minicpm model assumes`, { file: "config.json" });
+      }
+    },
+  },
 };

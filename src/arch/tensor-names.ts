@@ -21,13 +21,24 @@ export const TENSOR_ROLES = {
   ffn_gate: { gguf: "blk.{bid}.ffn_gate", hf: ["model.layers.{bid}.mlp.gate_proj"], kind: "linear" },
   ffn_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.up_proj"], kind: "linear" },
   ffn_down: { gguf: "blk.{bid}.ffn_down", hf: ["model.layers.{bid}.mlp.down_proj"], kind: "linear" },
+  // LFM2: llama.cpp names its final norm token_embd_norm (gguf-py MODEL_TENSORS[LFM2]) though it follows the last block.
+  token_embd_norm: { gguf: "token_embd_norm", hf: ["model.embedding_norm"], kind: "norm" },
+  shortconv_conv: { gguf: "blk.{bid}.shortconv.conv", hf: ["model.layers.{bid}.conv.conv"], kind: "conv" },
+  shortconv_in_proj: { gguf: "blk.{bid}.shortconv.in_proj", hf: ["model.layers.{bid}.conv.in_proj"], kind: "linear" },
+  shortconv_out_proj: { gguf: "blk.{bid}.shortconv.out_proj", hf: ["model.layers.{bid}.conv.out_proj"], kind: "linear" },
+  // Fused projections (Phi-3): q, k, v rows stacked; gate rows then up rows, kept fused as llama.cpp's converter keeps them.
+  attn_qkv: { gguf: "blk.{bid}.attn_qkv", hf: ["model.layers.{bid}.self_attn.qkv_proj"], kind: "linear" },
+  ffn_gate_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.gate_up_proj"], kind: "linear" },
   // Sandwich norms (gguf-py ATTN_POST_NORM, FFN_POST_NORM): on each sub-layer's output before the residual add.
   attn_post_norm: { gguf: "blk.{bid}.post_attention_norm", hf: ["model.layers.{bid}.post_attention_layernorm"], kind: "norm" },
   ffn_post_norm: { gguf: "blk.{bid}.post_ffw_norm", hf: ["model.layers.{bid}.post_feedforward_layernorm"], kind: "norm" },
 } as const satisfies Record<string, { gguf: string; hf: readonly string[]; kind: RoleKind }>;
 
-/** What a role's weight is: it decides which tensors get quantized and which stay float. */
-export type RoleKind = "embedding" | "output" | "linear" | "norm";
+/**
+ * What a role's weight is: it decides which tensors get quantized and which stay float.
+ * "conv" is a depthwise convolution kernel [channels, 1, width]: every runtime keeps it float.
+ */
+export type RoleKind = "embedding" | "output" | "linear" | "norm" | "conv";
 
 export type TensorRole = keyof typeof TENSOR_ROLES;
 
@@ -118,7 +129,12 @@ export function presentHfTensorName(naming: TensorNaming, role: TensorRole, has:
  * The required tensors `has` does not find: every non-optional role's weight (under any of its
  * Hugging Face names) and the required biases, in every block. Each is named by its first name.
  */
-export function missingHfTensors(naming: TensorNaming & { readonly requiredBiases?: readonly TensorRole[] }, layers: number, has: (hfName: string) => boolean): string[] {
+export function missingHfTensors(
+  naming: TensorNaming & { readonly requiredBiases?: readonly TensorRole[] },
+  layers: number,
+  has: (hfName: string) => boolean,
+  blockRoles?: (block: number) => readonly TensorRole[],
+): string[] {
   const missing: string[] = [];
   const check = (role: TensorRole, block: number | undefined, suffix: "weight" | "bias") => {
     const names = hfPatterns(naming, role).map((pattern) => `${block === undefined ? pattern : pattern.replace("{bid}", String(block))}.${suffix}`);
@@ -127,7 +143,8 @@ export function missingHfTensors(naming: TensorNaming & { readonly requiredBiase
   const required = naming.tensors.filter((role) => !OPTIONAL_ROLES.has(role));
   for (const role of required) if (!isBlockRole(role)) check(role, undefined, "weight");
   for (let block = 0; block < layers; block++) {
-    for (const role of required) if (isBlockRole(role)) check(role, block, "weight");
+    const inBlock = blockRoles?.(block);
+    for (const role of required) if (isBlockRole(role) && (!inBlock || inBlock.includes(role))) check(role, block, "weight");
     for (const role of naming.requiredBiases ?? []) check(role, block, "bias");
   }
   return missing;
@@ -154,4 +171,23 @@ const TOKEN_EMBEDDING_ARTIFACT_NAMES = TENSOR_ROLES.token_embd.hf.map((hf) => {
 /** Whether a tensor of an MLX or ONNX artifact is a separate output projection (untied embeddings). */
 export function isOutputTensor(name: string): boolean {
   return name.startsWith("output.") || TENSOR_ROLES.output.hf.some((hf) => name.startsWith(`${hf}.`));
+}
+
+/** GGUF names of the convolution kernels (role kind "conv"), which llama.cpp's converter and quantizer keep F32. */
+const CONV_KERNEL_GGUF = Object.values(TENSOR_ROLES as Record<string, { gguf: string; kind: RoleKind }>)
+  .filter((role) => role.kind === "conv")
+  .map((role) => new RegExp(`^${role.gguf.replaceAll(".", "\\.").replace("{bid}", "\\d+")}\\.weight$`));
+
+export function isConvKernelTensor(ggufName: string): boolean {
+  return CONV_KERNEL_GGUF.some((pattern) => pattern.test(ggufName));
+}
+
+/** A depthwise kernel [channels, 1, width] as GGUF stores it, 2-D (llama.cpp's converter squeezes the middle axis). */
+export function ggufConvShape(shape: readonly number[]): readonly number[] {
+  return shape.length === 3 && shape[1] === 1 ? [shape[0]!, shape[2]!] : shape;
+}
+
+/** The same kernel as mlx-lm's Conv1d holds it, [channels, width, 1] (the models' sanitize() swaps the last two axes). */
+export function mlxConvShape(shape: readonly number[]): readonly number[] {
+  return shape.length === 3 && shape[1] === 1 ? [shape[0]!, shape[2]!, 1] : shape;
 }

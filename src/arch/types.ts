@@ -38,6 +38,8 @@ export interface DecoderFeatures {
   readonly ffnActivation?: "silu" | "gelu_tanh";
   /** Sliding-window layers: which ones, how many positions each sees (its own included), and their RoPE base (unscaled). */
   readonly slidingWindow?: { readonly window: number; readonly layers: readonly boolean[]; readonly ropeTheta: number };
+  /** Layers (0-based) whose attention applies no RoPE (SmolLM3's NoPE layers). */
+  readonly nopeLayers?: readonly number[];
 }
 
 /** How llama.cpp's graph for an architecture differs in ways fit's memory model counts. */
@@ -51,6 +53,32 @@ export interface LlamaCppGraphTraits {
   readonly logitScale?: boolean;
   /** The GGUF key (without the arch prefix) whose positive value turns on attention logit softcapping. */
   readonly attnSoftcapKey?: string;
+  /** Queries are scaled by 1/sqrt(head_dim) in their own node before attention (phi3). */
+  readonly queryScale?: boolean;
+  /** The feed-forward residual add takes the residual as its first operand (phi3: ggml_add(residual, cur)). */
+  readonly residualFirst?: boolean;
+  /** llama.cpp's n_no_rope_layer_step: layer il skips RoPE when (il + 1) % step == 0. */
+  readonly noRopeLayerStep?: number;
+  /** LFM2's hybrid graph: short-convolution blocks (recurrent state) beside attention blocks. */
+  readonly shortConv?: boolean;
+  /** GGUF name of the final norm's weight when it is not output_norm.weight. */
+  readonly outputNorm?: string;
+}
+
+/** How mlx-lm's model file for an architecture departs from the Llama layout the MLX writer starts from. */
+export interface MlxTraits {
+  /** Refuses configurations mlx-lm's model file would compute wrongly. */
+  readonly checkConfig?: (config: ConfigReader) => void;
+  /**
+   * mlx-lm builds the decoder's linear layers as BitLinear: ternary codes + 1 packed four to a
+   * uint8 along the output dimension, times one `weight_scale` (mlx_lm/models/bitlinear_layers.py);
+   * config.json then carries this `quantization_config` instead of a `quantization` block.
+   */
+  readonly bitLinear?: { readonly quantizationConfig: Readonly<Record<string, unknown>> };
+  /** mlx-lm's tied-embedding path computes something else than its untied one: always write the output layer. */
+  readonly untieOutput?: boolean;
+  /** Tensor names mlx-lm's model declares where the checkpoint's may differ, by role (`{bid}` the block). */
+  readonly names?: Partial<Readonly<Record<TensorRole, string>>>;
 }
 
 /**
@@ -64,11 +92,14 @@ export interface Architecture extends TensorNaming {
   readonly hfArchitectures: readonly string[];
   /** The formats this architecture converts to. */
   readonly formats: readonly OutputFormat[];
+  /** Why a format is not among `formats`, for the refusal message. */
+  readonly unsupportedBecause?: Partial<Readonly<Record<OutputFormat, string>>>;
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
   /**
    * transformers' config class defaults for keys config.json leaves out (Gemma 3's multimodal
-   * configs name only a few text keys); llama.cpp's converter sees them through AutoConfig.
+   * configs name only a few text keys; SmolLM3 ties embeddings by default); llama.cpp's converter
+   * sees them through AutoConfig. Every ConfigReader of a checkpoint is built with them.
    */
   readonly configDefaults?: HfConfig;
   /** Checkpoint tensors no output needs (a multimodal wrapper's vision tower, when only its text tower converts). */
@@ -99,6 +130,14 @@ export interface Architecture extends TensorNaming {
    * the converter stores 1 + w). The GGUF planner applies them; other formats decide for themselves.
    */
   readonly ggufValueTransforms?: readonly ValueTransform[];
+  readonly mlx?: MlxTraits;
+  /**
+   * Hybrid models: the roles block `block` holds (LFM2's convolution blocks have no attention
+   * tensors). Without it every block holds every block role. A block without attn_k has no KV heads.
+   */
+  readonly blockRoles?: (config: ConfigReader) => (block: number) => readonly TensorRole[];
+  /** Corrects the shared hyperparameters from this architecture's own keys (LFM2's feed-forward width). */
+  readonly hparams?: (hparams: DecoderHparams, config: ConfigReader) => DecoderHparams;
 }
 
 /** `add` added to every value of the roles' weights, in float32 after decoding, as the converter's torch does. */

@@ -88,12 +88,27 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
       const resolved = await resolveSource(sourceArgument, { progress: flags.progress });
       const summary = await convert(resolved.path).finally(() => resolved.dispose());
       // Every artifact gets its fit manifest; a --part job has only one split, so the gathering step writes it.
-      const fit = summary.artifact && (await writeFitFiles(await fitManifest(summary.artifact), defaultFitPath(summary.artifact)));
-      for (const warning of summary.warnings) process.stderr.write(`warning: ${warning}\n`);
+      const warnings = [...summary.warnings];
+      const fit = summary.artifact === undefined ? undefined : await fitFilesOrWarning(summary.artifact, warnings);
+      for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
       const report = fit ? { ...summary.report, fit: fit.json } : summary.report;
       const lines = fit ? [...summary.lines, `  fit: ${fit.json} (edgequant fit ${summary.artifact} for the table)`] : summary.lines;
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${lines.join("\n")}\n`);
     });
+}
+
+/**
+ * The artifact's fit files. The model is in place by now, so a fit failure (metadata fit cannot
+ * model, say) is a warning and the conversion still succeeds.
+ */
+async function fitFilesOrWarning(artifact: string, warnings: string[]): Promise<{ json: string } | undefined> {
+  try {
+    return await writeFitFiles(await fitManifest(artifact), defaultFitPath(artifact));
+  } catch (error) {
+    const reason = error instanceof UserError ? error.message : `internal error (please report it): ${error instanceof Error ? error.message : String(error)}`;
+    warnings.push(`the model is written, but not its fit manifest: ${reason}`);
+    return undefined;
+  }
 }
 
 const FORMAT_OPTIONS: readonly FormatOption[] = ["scheme", "splitMaxSize", "part", "threads", "groupSize", "layout", "accuracyLevel", "mixed"];

@@ -14,7 +14,7 @@ const EXIT_USER_ERROR = 2;
 /** Runs the CLI and resolves to the process exit code; never calls process.exit itself. */
 export async function main(argv: readonly string[]): Promise<number> {
   const program = new Command("edgequant")
-    .description("Turn Hugging Face safetensors checkpoints into GGUF models for phones, laptops and small boards.")
+    .description("Turn Hugging Face safetensors checkpoints into GGUF, ONNX and MLX models for phones, laptops and small boards.")
     .version(VERSION)
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride()
@@ -30,8 +30,8 @@ export async function main(argv: readonly string[]): Promise<number> {
     return EXIT_OK;
   } catch (error) {
     if (error instanceof CommanderError) {
-      const informational = ["commander.helpDisplayed", "commander.version", "commander.help"].includes(error.code);
-      return informational ? EXIT_OK : EXIT_USER_ERROR;
+      // `--help`, `help` and `--version` succeed (exit code 0); a bare `edgequant` prints the help but did nothing.
+      return error.exitCode === 0 ? EXIT_OK : EXIT_USER_ERROR;
     }
     if (error instanceof UserError) {
       process.stderr.write(`error: ${error.message}\n`);

@@ -67,6 +67,7 @@ interface MlxSummaryInput {
   readonly bytes: number;
   readonly bitsPerWeight: number;
   readonly decisions: readonly { readonly tensor: string; readonly message: string }[];
+  readonly bitLinear?: boolean;
 }
 
 /** The lines the CLI prints after a conversion (without --json). */
@@ -74,7 +75,7 @@ export function mlxSummary(report: MlxSummaryInput, formatBytes: (bytes: number)
   const precision = report.mixed ? `mixed ${report.mixed}` : report.bits === 1.58 ? "1.58-bit ternary (2-bit groups)" : `${report.bits}-bit`;
   const lines = [
     `wrote ${report.output}`,
-    `  ${report.architecture}, MLX affine ${precision}, group size ${report.groupSize}, ${report.tensors} tensors in ${report.shards} file${report.shards === 1 ? "" : "s"}, ` +
+    `  ${report.architecture}, ${report.bitLinear ? "MLX BitLinear 1.58-bit ternary (4 codes per byte, one weight_scale per layer)" : `MLX affine ${precision}, group size ${report.groupSize}`}, ${report.tensors} tensors in ${report.shards} file${report.shards === 1 ? "" : "s"}, ` +
       `${formatBytes(report.bytes)}, ${report.bitsPerWeight.toFixed(2)} bits/weight`,
   ];
   if (report.decisions.length > 0) {

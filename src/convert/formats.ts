@@ -26,6 +26,8 @@ export interface OutputFormatInfo {
 }
 
 function checkGgufDestination(destination: string): void {
+  // fit, llama.cpp's tools, LM Studio and Ollama know a model file by its extension.
+  if (!destination.toLowerCase().endsWith(".gguf")) throw new UserError("a GGUF output's name must end in .gguf", { file: destination });
   if (existsSync(destination) && statSync(destination).isDirectory()) throw new UserError("a folder is in the way of the GGUF file; remove it or choose another path", { file: destination });
 }
 

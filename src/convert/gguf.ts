@@ -1,3 +1,4 @@
+import { OUTPUT_FORMAT_INFO } from "./formats.js";
 import { basename } from "node:path";
 import { resolveArchitecture } from "../arch/index.js";
 import { planFromCheckpoint, planFromGguf, quantizationKeys, type GgufPlan, type PlannedTensor } from "../plan/gguf.js";
@@ -50,6 +51,7 @@ export interface ConversionReport {
 
 /** Checkpoint or GGUF -> GGUF: read, plan, encode and write, a chunk of one tensor in memory at a time. */
 export async function convertToGguf(options: GgufConversionOptions): Promise<ConversionReport> {
+  OUTPUT_FORMAT_INFO.gguf.checkDestination(options.output);
   if (options.source.endsWith(".gguf")) {
     const input = await openGgufInput(options.source);
     try {

@@ -59,6 +59,8 @@ export interface MlxReport {
   readonly shards: number;
   /** Every choice that departs from the requested settings, tensor by tensor. */
   readonly decisions: readonly MlxDecision[];
+  /** The linear layers are mlx-lm BitLinear layers (BitNet), not affine groups. */
+  readonly bitLinear?: boolean;
   readonly warnings: readonly string[];
 }
 
@@ -99,6 +101,7 @@ export async function convertToMlx(options: MlxConversionOptions): Promise<MlxRe
         files: [...shards.map((shard) => shard.file), "model.safetensors.index.json", "config.json", ...copied].sort(),
         shards: shards.length,
         decisions: [...plan.decisions, ...encoded.decisions],
+        ...(plan.quantizationConfig ? { bitLinear: true } : {}),
         warnings: encoded.warnings,
       };
     } catch (error) {
@@ -167,7 +170,7 @@ function layerCounts(units: MlxPlan["units"]): MlxReport["layers"] {
       if (unit.source.shape.length >= 2) float++;
       continue;
     }
-    const key = unit.encoding.kind === "ternary" ? "1.58" : String(unit.encoding.bits);
+    const key = unit.encoding.kind === "affine" ? String(unit.encoding.bits) : "1.58";
     quantized[key] = (quantized[key] ?? 0) + 1;
   }
   return { quantized, float };
@@ -197,14 +200,20 @@ function validateOptions(options: MlxConversionOptions): { bits: MlxBitsOption; 
 /**
  * config.json as mlx_lm/utils.py save_config writes it: the source config
  * without _name_or_path and vision_config, plus `quantization` and its copy
- * `quantization_config`, keys sorted, indented by 4.
+ * `quantization_config` (or BitNet's own `quantization_config`), keys sorted, indented by 4.
  */
 function configJson(source: Readonly<Record<string, unknown>>, plan: MlxPlan): string {
   const config: Record<string, unknown> = { ...source, ...plan.configUpdates };
   delete config["_name_or_path"];
   delete config["vision_config"];
-  config["quantization"] = plan.quantization;
-  config["quantization_config"] = plan.quantization;
+  if (plan.quantization) {
+    config["quantization"] = plan.quantization;
+    config["quantization_config"] = plan.quantization;
+  } else {
+    // A BitLinear model: mlx-lm takes its affine path whenever `quantization` is present.
+    delete config["quantization"];
+    config["quantization_config"] = plan.quantizationConfig;
+  }
   const sorted = Object.fromEntries(Object.entries(config).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return JSON.stringify(sorted, null, 4);
 }

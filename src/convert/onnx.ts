@@ -7,11 +7,13 @@
 import { open, readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
 import { resolveArchitectureFor } from "../arch/index.js";
 import { isIgnoredTensor, presentHfTensorName, roleKind, tensorNameMapper } from "../arch/tensor-names.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, type OnnxBits } from "../options.js";
+import { checkHparamsAgainstTensors } from "../plan/checkpoint-tensors.js";
 import { OnnxWeightPlan } from "../plan/onnx.js";
 import { openCheckpoint, readOptionalJson, type Checkpoint } from "../readers/checkpoint.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
@@ -106,7 +108,8 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   try {
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
     const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
-    const hparams = reader.decoderHparams();
+    const hparams = architectureHparams(architecture, reader);
+    checkHparamsAgainstTensors(checkpoint, architecture, hparams);
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);
     const staging = await StagingFolder.create(output);

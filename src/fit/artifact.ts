@@ -23,6 +23,11 @@ export interface DecoderHparams {
   readonly slidingWindow: number;
   readonly swaLayers: readonly boolean[];
   readonly tiedEmbeddings: boolean;
+  /**
+   * Hybrid models: F32 elements of recurrent state per sequence in each layer (llama.cpp's
+   * n_embd_r + n_embd_s for its recurrent layers, 0 for attention layers); absent otherwise.
+   */
+  readonly recurrentState?: readonly number[];
 }
 
 export interface ArtifactTensor {
@@ -62,6 +67,12 @@ interface GgufDetails {
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  readonly queryScale?: boolean;
+  readonly residualFirst?: boolean;
+  /** llama.cpp's n_no_rope_layer_step (0: every layer applies RoPE). */
+  readonly noRopeLayerStep: number;
+  readonly shortConv?: boolean;
+  readonly outputNorm?: string;
   /** Token strings' total length: llama.cpp keeps the vocabulary in host memory. */
   readonly vocabTextBytes: number;
 }

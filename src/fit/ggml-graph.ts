@@ -27,7 +27,10 @@ type Op =
   | "UNARY"
   | "SET_ROWS"
   | "FLASH_ATTN_EXT"
-  | "CLAMP";
+  | "CLAMP"
+  | "CONCAT"
+  | "SSM_CONV"
+  | "CPY";
 
 type Dims = [number, number, number, number];
 
@@ -214,6 +217,28 @@ export class GraphContext {
 
   transpose(a: Tensor): Tensor {
     return this.make("TRANSPOSE", a.type, [a.ne[1], a.ne[0], a.ne[2], a.ne[3]], [a], { of: a, nb: [a.nb[1], a.nb[0], a.nb[2], a.nb[3]] });
+  }
+
+  /** ggml_concat along `dim`: a new F32 tensor. */
+  concat(a: Tensor, b: Tensor, dim: number): Tensor {
+    const ne = [...a.ne];
+    ne[dim] = a.ne[dim]! + b.ne[dim]!;
+    return this.make("CONCAT", a.type, ne, [a, b]);
+  }
+
+  /** ggml_ssm_conv(sx [d_conv - 1 + n_t, d_inner, n_s], c [d_conv, d_inner]): F32 [d_inner, n_t, n_s]. */
+  ssmConv(sx: Tensor, c: Tensor): Tensor {
+    return this.make("SSM_CONV", GgmlType.F32, [sx.ne[1], sx.ne[0] - c.ne[0] + 1, sx.ne[2]], [sx, c]);
+  }
+
+  /** ggml_cpy(a, b): a view of the destination `b`. */
+  cpy(a: Tensor, b: Tensor): Tensor {
+    return this.make("CPY", b.type, b.ne, [a, b], { of: b, nb: b.nb });
+  }
+
+  /** ggml_scale_inplace: a view of `a`. */
+  scaleInplace(a: Tensor): Tensor {
+    return this.make("SCALE", a.type, a.ne, [a], { of: a, nb: a.nb });
   }
 
   /** ggml_set_rows(a, b, c): a view of the destination `a`; sources are [b, c, a]. */

@@ -72,6 +72,7 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
     slidingWindow,
     swaLayers,
     tiedEmbeddings: !tensors.some((t) => t.name === "output.weight"),
+    ...recurrentState(nHeadKv, nEmbd, num("shortconv.l_cache", 0)),
   };
   const fileType = metadata["general.file_type"];
   const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
@@ -92,9 +93,23 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
       residualScale: traits.residualScale ?? false,
       logitScale: traits.logitScale ?? false,
       attnSoftcap: traits.attnSoftcapKey !== undefined && Number(key(traits.attnSoftcapKey) ?? 0) > 0,
+      queryScale: traits.queryScale ?? false,
+      residualFirst: traits.residualFirst ?? false,
+      noRopeLayerStep: traits.noRopeLayerStep ?? 0,
+      ...(traits.shortConv ? { shortConv: true } : {}),
+      ...(traits.outputNorm ? { outputNorm: traits.outputNorm } : {}),
       vocabTextBytes: Array.isArray(tokens) ? tokens.reduce((sum: number, t: unknown) => sum + String(t).length, 0) : 0,
     },
   };
+}
+
+/**
+ * Short-convolution layers (llama.cpp: is_recr when n_head_kv(il) == 0) keep the last l_cache - 1
+ * inputs of every channel: n_embd_r = n_embd * (l_cache - 1), and no S state (llama-hparams.cpp).
+ */
+function recurrentState(nHeadKv: readonly number[], nEmbd: number, lCache: number): { recurrentState?: number[] } {
+  if (lCache === 0) return {};
+  return { recurrentState: nHeadKv.map((kv) => (kv === 0 ? nEmbd * (lCache - 1) : 0)) };
 }
 
 function dominantType(tensors: readonly ArtifactTensor[]): string {

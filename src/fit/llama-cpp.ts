@@ -27,6 +27,7 @@ import type { Artifact } from "./artifact.js";
 import { allocateGraph } from "./ggml-alloc.js";
 import type { Tensor } from "./ggml-graph.js";
 import { buildDecoderGraph, type DecoderShape, type WeightInfo } from "./llama-graph.js";
+import { buildShortConvGraph } from "./shortconv-graph.js";
 import { alignUp, GgmlType, ggmlType, ggmlTypeByName, isQuantized, rowSize, TENSOR_ALIGNMENT } from "../quant/ggml-types.js";
 
 type LlamaCppBackend = "cpu" | "metal" | "cuda" | "vulkan";
@@ -77,7 +78,8 @@ export interface LlamaCppEstimate {
   readonly cells: number;
   readonly cellsSwa: number;
   readonly weights: LlamaCppWeights;
-  readonly kv: { readonly k: number; readonly v: number; readonly total: number };
+  /** `recurrent`: hybrid models' recurrent-layer state, llama.cpp's "RS buffer" beside the attention layers' KV. */
+  readonly kv: { readonly k: number; readonly v: number; readonly recurrent: number; readonly total: number };
   /** "<backend> compute buffer size". */
   readonly compute: number;
   /** Host-side compute buffer of a GPU backend (inputs and the token-embedding lookup). */
@@ -199,6 +201,12 @@ function decoderShape(artifact: Artifact): DecoderShape {
     residualScale: details?.residualScale ?? false,
     logitScale: details?.logitScale ?? false,
     attnSoftcap: details?.attnSoftcap ?? false,
+    queryScale: details?.queryScale ?? false,
+    residualFirst: details?.residualFirst ?? false,
+    noRopeLayerStep: details?.noRopeLayerStep ?? 0,
+    ...(h.recurrentState ? { recurrentState: h.recurrentState } : {}),
+    ...(details?.shortConv ? { shortConv: true } : {}),
+    ...(details?.outputNorm ? { outputNorm: details.outputNorm } : {}),
   };
 }
 
@@ -216,7 +224,7 @@ function kvCells(artifact: Artifact, settings: LlamaCppSettings): { cells: numbe
   return { cells, cellsSwa };
 }
 
-function llamaCppKv(artifact: Artifact, settings: LlamaCppSettings): { k: number; v: number; total: number } {
+function llamaCppKv(artifact: Artifact, settings: LlamaCppSettings): LlamaCppEstimate["kv"] {
   const h = artifact.hparams;
   const typeK = kvTypeId(settings.kvCacheType);
   const typeV = typeK;
@@ -232,7 +240,9 @@ function llamaCppKv(artifact: Artifact, settings: LlamaCppSettings): { k: number
     k += alignUp(rowSize(typeK, h.headDimK * nKv) * layerCells * settings.sequences, TENSOR_ALIGNMENT);
     v += alignUp(rowSize(typeV, (vTrans ? vWidthMax : h.headDimV * nKv)) * layerCells * settings.sequences, TENSOR_ALIGNMENT);
   }
-  return { k, v, total: k + v };
+  // llama_memory_recurrent: an F32 R tensor per recurrent layer, max(1, n_seq_max) rows (no rollback snapshots).
+  const recurrent = (h.recurrentState ?? []).reduce((sum, n) => sum + (n > 0 ? alignUp(n * 4 * Math.max(1, settings.sequences), TENSOR_ALIGNMENT) : 0), 0);
+  return { k, v, recurrent, total: k + v + recurrent };
 }
 
 /** ggml_backend_buft_get_alignment of each backend's compute buffer type. */
@@ -312,9 +322,10 @@ function replayCompute(artifact: Artifact, settings: LlamaCppSettings): ComputeF
   const nTokens = Math.min(cells, settings.ubatchSize);
   const common = { kvSize: cells, kvSizeSwa: cellsSwa, flashAttention: settings.flashAttention, typeK, typeV: typeK };
   const alignment = COMPUTE_ALIGNMENT[settings.backend];
-  const pp = buildDecoderGraph(shape, { ...common, nTokens, nOutputs: Math.min(nTokens, settings.batchSize) });
+  const buildGraph = shape.shortConv ? buildShortConvGraph : buildDecoderGraph;
+  const pp = buildGraph(shape, { ...common, nTokens, nOutputs: Math.min(nTokens, settings.batchSize) });
   const ppAlloc = allocateGraph(pp, alignment);
-  const tg = buildDecoderGraph(shape, { ...common, nTokens: settings.sequences, nOutputs: settings.sequences });
+  const tg = buildGraph(shape, { ...common, nTokens: settings.sequences, nOutputs: settings.sequences });
   const tgAlloc = allocateGraph(tg, alignment);
   const best = tgAlloc.bytes > ppAlloc.bytes ? tgAlloc : ppAlloc;
   return { bytes: best.bytes, peak: [...best.peak], cpuWork: cpuWorkBytes(pp.nodes), modelled: true };

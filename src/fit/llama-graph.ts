@@ -29,16 +29,24 @@ export interface WeightInfo {
 }
 
 /** What the graph needs to know about a decoder model (sliding-window layers' caches hold window + ubatch cells). */
-export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | "nVocab" | "headDimK" | "headDimV" | "nHead" | "nHeadKv" | "swaLayers" | "slidingWindow"> {
+export interface DecoderShape extends Pick<DecoderHparams, "nLayer" | "nEmbd" | "nVocab" | "headDimK" | "headDimV" | "nHead" | "nHeadKv" | "swaLayers" | "slidingWindow" | "recurrentState"> {
   /** Weights by GGUF name; a missing optional tensor (bias, norm) is simply absent. */
   readonly weights: ReadonlyMap<string, WeightInfo>;
   readonly embeddingScale: boolean;
   readonly residualScale: boolean;
   readonly logitScale: boolean;
   readonly attnSoftcap: boolean;
+  readonly queryScale?: boolean;
+  readonly residualFirst?: boolean;
+  /** Layer il skips RoPE when (il + 1) % step == 0 (smollm3's NoPE layers); 0 for none. */
+  readonly noRopeLayerStep: number;
+  /** The graph's block structure: LFM2's short-convolution hybrid (./shortconv-graph.ts) or the transformer block. */
+  readonly shortConv?: boolean;
+  /** GGUF name of the final norm's tensor when it is not output_norm (LFM2's token_embd_norm). */
+  readonly outputNorm?: string;
 }
 
-interface GraphParams {
+export interface GraphParams {
   /** Tokens in the reserved micro-batch: min(n_ctx, n_ubatch). */
   readonly nTokens: number;
   readonly nOutputs: number;
@@ -56,7 +64,7 @@ export function buildDecoderGraph(shape: DecoderShape, params: GraphParams): Com
   let inpL = b.inputEmbeddings();
   const inputs = b.layerInputs();
   for (let il = 0; il < shape.nLayer; il++) inpL = b.layer(il, inpL, inputs);
-  b.output(inpL);
+  b.output(inpL, shape.outputNorm);
   return b.gf;
 }
 
@@ -69,7 +77,7 @@ interface CacheInputs {
 }
 
 /** The inputs every layer reads, made once before the first layer as llama.cpp makes them. */
-interface LayerInputs {
+export interface LayerInputs {
   readonly positions: Tensor;
   readonly base: CacheInputs | null;
   readonly swa: CacheInputs | null;
@@ -79,12 +87,12 @@ interface LayerInputs {
   readonly outIds: Tensor;
 }
 
-class DecoderGraph {
+export class DecoderGraph {
   readonly g = new GraphContext();
   readonly gf = new ComputeGraph();
   private readonly externals = new Map<string, Tensor>();
   /** Tokens in the micro-batch. */
-  private readonly T: number;
+  protected readonly T: number;
   /** V is stored transposed when flash attention is off. */
   private readonly vTrans: boolean;
   /** Widest V row of any layer: the transposed V cache is this wide in every layer. */
@@ -92,8 +100,8 @@ class DecoderGraph {
   private readonly hasSwa: boolean;
 
   constructor(
-    private readonly shape: DecoderShape,
-    private readonly params: GraphParams,
+    protected readonly shape: DecoderShape,
+    protected readonly params: GraphParams,
   ) {
     this.T = params.nTokens;
     this.vTrans = !params.flashAttention;
@@ -102,7 +110,7 @@ class DecoderGraph {
   }
 
   /** A weight by GGUF name (made external on first use), or null when the model has none. */
-  private weight(name: string): Tensor | null {
+  protected weight(name: string): Tensor | null {
     const hit = this.externals.get(name);
     if (hit) return hit;
     const info = this.shape.weights.get(name);
@@ -112,7 +120,7 @@ class DecoderGraph {
     return t;
   }
 
-  private required(name: string): Tensor {
+  protected required(name: string): Tensor {
     const t = this.weight(name);
     if (!t) throw new Error(`the model has no tensor '${name}'`);
     return t;
@@ -124,7 +132,7 @@ class DecoderGraph {
     return s ? this.g.mul(y, s) : y;
   }
 
-  private norm(x: Tensor, weightName: string): Tensor {
+  protected norm(x: Tensor, weightName: string): Tensor {
     const w = this.weight(weightName);
     const n = this.g.rmsNorm(x);
     return w ? this.g.mul(n, w) : n;
@@ -201,18 +209,23 @@ class DecoderGraph {
     cur = this.feedForward(p, this.norm(ffnInp, `${p}.ffn_norm.weight`));
     cur = this.optionalNorm(cur, `${p}.post_ffw_norm.weight`);
     if (shape.residualScale) cur = g.scale(cur);
-    return g.add(cur, ffnInp);
+    // operand order decides which buffer ggml-alloc reuses in place
+    return shape.residualFirst ? g.add(ffnInp, cur) : g.add(cur, ffnInp);
   }
 
   /** build_qkv, then build_attn: store K and V in the cache, attend over the whole cache, project the result. */
-  private attention(il: number, cur: Tensor, inputs: LayerInputs): Tensor {
+  protected attention(il: number, cur: Tensor, inputs: LayerInputs): Tensor {
     const { g, gf } = this;
     const p = `blk.${il}`;
     const cache = ((this.shape.swaLayers[il] ?? false) ? inputs.swa : inputs.base)!;
     let { Q, K, V } = this.qkv(il, cur);
     const ropeFactors = this.weight("rope_freqs.weight");
-    Q = g.rope(Q, inputs.positions, ropeFactors);
-    K = g.rope(K, inputs.positions, ropeFactors);
+    const step = this.shape.noRopeLayerStep;
+    if (step === 0 || (il + 1) % step !== 0) {
+      Q = g.rope(Q, inputs.positions, ropeFactors);
+      K = g.rope(K, inputs.positions, ropeFactors);
+    }
+    if (this.shape.queryScale) Q = g.scale(Q);
     if (inputs.kRot) {
       Q = this.hadamard(Q, inputs.kRot);
       K = this.hadamard(K, inputs.kRot);
@@ -316,13 +329,16 @@ class DecoderGraph {
   }
 
   /** build_ffn: gated (SiLU/GELU via GLU) or plain up projection, the optional sub-norm, then down. */
-  private feedForward(p: string, cur: Tensor): Tensor {
+  protected feedForward(p: string, cur: Tensor): Tensor {
     const { g } = this;
     const up = this.weight(`${p}.ffn_up.weight`);
     const gate = this.weight(`${p}.ffn_gate.weight`);
     if (up && gate) {
       const tmp = this.linear(up, cur, `${p}.ffn_up.scale`);
       cur = g.gluSplit(this.linear(gate, cur, `${p}.ffn_gate.scale`), tmp);
+    } else if (up && up.ne[1] === 2 * this.required(`${p}.ffn_down.weight`).ne[0]) {
+      // gate and up fused in one double-height ffn_up (phi3): a one-input SwiGLU halves it
+      cur = g.glu(this.linear(up, cur, `${p}.ffn_up.scale`));
     } else if (up) {
       cur = g.unary(this.linear(up, cur, `${p}.ffn_up.scale`));
     }
@@ -333,9 +349,9 @@ class DecoderGraph {
   }
 
   /** The output norm (an output: result_norm) and the logits (result_output). */
-  output(inpL: Tensor): void {
+  output(inpL: Tensor, normName = "output_norm.weight"): void {
     const { g, gf, shape } = this;
-    let cur = this.norm(inpL, "output_norm.weight");
+    let cur = this.norm(inpL, normName);
     cur.name = "result_norm";
     cur.output = true;
     cur = g.mulMat(this.weight("output.weight") ?? this.required("token_embd.weight"), cur);

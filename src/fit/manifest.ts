@@ -165,7 +165,8 @@ function summarize(artifact: Artifact, id: string): FitArtifact {
     layers: h.nLayer,
     embeddingLength: h.nEmbd,
     heads: h.nHead[0] ?? 0,
-    kvHeads: h.nHeadKv[0] ?? 0,
+    // the attention layers' (a hybrid's recurrent layers have none)
+    kvHeads: Math.max(0, ...h.nHeadKv),
     headDim: h.headDimK,
     slidingWindow: h.slidingWindow,
     kvBytesPerToken: { f16: kvBytesPerToken(artifact, "f16"), q8_0: kvBytesPerToken(artifact, "q8_0") },

@@ -5,7 +5,8 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
 import { ConfigReader, type HfConfig } from "../arch/config.js";
-import { ARCHITECTURES } from "../arch/index.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
+import { ARCHITECTURES, kvHeadsOfLayers } from "../arch/index.js";
 import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
 import { readJson } from "../readers/checkpoint.js";
@@ -30,7 +31,7 @@ function mlxSlidingWindow(config: HfConfig, file: string, nLayer: number): { sli
   const reader = new ConfigReader(config, file, architecture.configDefaults);
   let window;
   try {
-    window = architecture.features(reader, reader.decoderHparams()).slidingWindow;
+    window = architecture.features(reader, architectureHparams(architecture, reader)).slidingWindow;
   } catch (error) {
     // fit reads what it can of a config; converting it is where missing keys are refused
     if (error instanceof UserError) return none;
@@ -59,7 +60,8 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
   const nEmbd = Number(text["hidden_size"]);
   if (!Number.isFinite(nLayer) || !Number.isFinite(nEmbd)) throw new UserError("config.json has no num_hidden_layers / hidden_size", { file: join(folder, "config.json") });
   const nHead = headCounts(text["num_attention_heads"], nLayer);
-  const nHeadKv = headCounts(text["num_key_value_heads"], nLayer, nHead[0]);
+  // mlx-lm's hybrids (lfm2) keep a KV cache only in their attention layers.
+  const nHeadKv = kvHeadsOfLayers(text, join(folder, "config.json"), headCounts(text["num_key_value_heads"], nLayer, nHead[0]));
   const headDim = Number(text["head_dim"] ?? nEmbd / (nHead[0] ?? 1));
   const nFf = Number(text["intermediate_size"] ?? 0);
   const quant = (config["quantization"] ?? config["quantization_config"]) as { bits?: number; group_size?: number } | undefined;

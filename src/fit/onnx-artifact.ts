@@ -49,9 +49,19 @@ export function onnxModelFiles(folder: string): string[] {
     .map((f) => join(folder, f));
 }
 
+/**
+ * The folder holding the model's config: the .onnx file's own (genai layout, whatever the folder
+ * is called), or the parent of transformers.js's onnx/ subfolder.
+ */
+function modelFolderOf(file: string): string {
+  const own = dirname(file);
+  const hasConfig = (folder: string) => existsSync(join(folder, "genai_config.json")) || existsSync(join(folder, "config.json"));
+  return !hasConfig(own) && basename(own) === "onnx" && hasConfig(dirname(own)) ? dirname(own) : own;
+}
+
 export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
   const file = resolve(modelFile);
-  const folder = basename(dirname(file)) === "onnx" ? dirname(dirname(file)) : dirname(file);
+  const folder = modelFolderOf(file);
   let model: onnxProto.onnx.ModelProto;
   try {
     model = onnx.ModelProto.decode(await readFile(file));

@@ -118,10 +118,13 @@ function hostEstimate(
   };
 }
 
-/** Whether ./llama-graph.ts can rebuild this model's graph (a dense decoder with the usual tensors). */
+/** Whether ./llama-graph.ts (or ./shortconv-graph.ts) can rebuild this model's graph (a dense decoder with the usual tensors). */
 function graphModelled(artifact: Artifact): boolean {
   const names = new Set(artifact.tensors.map((t) => t.name));
-  const dense = (il: number) => names.has(`blk.${il}.ffn_down.weight`) && (names.has(`blk.${il}.attn_q.weight`) || names.has(`blk.${il}.attn_qkv.weight`));
+  // ./shortconv-graph.ts rebuilds the short-convolution blocks of hybrids that declare them
+  const shortConv = artifact.details.kind === "gguf" && artifact.details.shortConv === true;
+  const mixer = (il: number) => names.has(`blk.${il}.attn_q.weight`) || names.has(`blk.${il}.attn_qkv.weight`) || (shortConv && names.has(`blk.${il}.shortconv.in_proj.weight`));
+  const dense = (il: number) => names.has(`blk.${il}.ffn_down.weight`) && mixer(il);
   return Array.from({ length: artifact.hparams.nLayer }, (_, il) => dense(il)).every(Boolean) && names.has("token_embd.weight");
 }
 
@@ -200,6 +203,7 @@ function llamaCppModel(artifact: Artifact, runtime: Runtime, device: Device, con
           ...(backend === "cpu" ? { modelMapped: w.host, modelRepack: w.repack } : { modelDevice: w.device, modelHostMapped: w.host }),
           kvK: e.kv.k,
           kvV: e.kv.v,
+          ...(e.kv.recurrent > 0 ? { recurrentState: e.kv.recurrent } : {}),
           computeBuffer: e.compute,
           ...(e.computeHost > 0 ? { computeHostBuffer: e.computeHost } : {}),
           ...(e.cpuWork > 0 ? { cpuWorkBuffer: e.cpuWork } : {}),

@@ -109,6 +109,9 @@ const mlx: OutputKind<MlxOutput> = {
   layout: OUTPUT_FORMAT_INFO.mlx.layout,
   describe: (o) => `mlx ${o.mixed ?? (o.bits === 1.58 ? "1.58bit" : `${o.bits}bit`)}${o.groupSize ? ` g${o.groupSize}` : ""}`,
   checkDestination: OUTPUT_FORMAT_INFO.mlx.checkDestination,
+  checkSource(architecture, config) {
+    architecture.mlx?.checkConfig?.(config);
+  },
   async build(output, context) {
     const { convertToMlx } = await import("../convert/mlx.js");
     const report = await convertToMlx({

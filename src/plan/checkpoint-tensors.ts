@@ -1,4 +1,6 @@
 import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
+import { ConfigReader } from "../arch/config.js";
+import type { DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -19,15 +21,17 @@ function listed(names: readonly string[]): string {
  */
 export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Architecture, skip?: (name: string) => boolean): MappedTensor[] {
   const mapName = tensorNameMapper(architecture);
+  // Hybrids: a block holds only its kind's roles (an attention tensor in a convolution block would not load).
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults));
   const mapped: MappedTensor[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
     if (isIgnoredTensor(tensor.name) || skip?.(tensor.name) || architecture.ignoredHfTensors?.some((pattern) => pattern.test(tensor.name))) continue;
     const name = mapName(tensor.name);
-    if (name) mapped.push({ tensor, name });
+    if (name && (name.block === undefined || !blockRoles || blockRoles(name.block).includes(name.role))) mapped.push({ tensor, name });
     else unmapped.push(tensor.name);
   }
-  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define: ${listed(unmapped)}`, { file: checkpoint.directory });
+  if (unmapped.length > 0) throw new UserError(`tensors the ${architecture.gguf} architecture does not define${blockRoles ? " (in their block)" : ""}: ${listed(unmapped)}`, { file: checkpoint.directory });
   return mapped;
 }
 
@@ -37,6 +41,42 @@ export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Archi
  * The output projection may be absent: the runtimes then reuse the token embedding (tied).
  */
 export function checkRequiredTensors(checkpoint: Checkpoint, architecture: Architecture, layers: number, neededBy?: string): void {
-  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name));
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults));
+  const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name), blockRoles);
   if (missing.length > 0) throw new UserError(`checkpoint is missing tensors${neededBy ? ` ${neededBy} needs` : ""}: ${listed(missing)}`, { file: checkpoint.directory });
+}
+
+/**
+ * config.json's sizes against the tensors, before anything is sized by them: a config that says
+ * 2^31 layers or a vocabulary of 2e7 would otherwise cost minutes and gigabytes before failing,
+ * and heads that do not divide the projections would fail deep inside the encoders.
+ */
+export function checkHparamsAgainstTensors(checkpoint: Checkpoint, architecture: Architecture, hparams: DecoderHparams): void {
+  const fail = (message: string) => {
+    throw new UserError(message, { file: checkpoint.configFile });
+  };
+  const mapName = tensorNameMapper(architecture);
+  let blocks = 0;
+  const shapes = new Map<string, readonly number[]>();
+  for (const tensor of checkpoint.tensors.values()) {
+    const mapped = mapName(tensor.name);
+    if (!mapped) continue;
+    if (mapped.block !== undefined) blocks = Math.max(blocks, mapped.block + 1);
+    // Packed ternary weights (U8) hold four values per byte along a dimension: their shape is not the layer's.
+    if (mapped.suffix === "weight" && tensor.dtype !== "U8" && !shapes.has(`${mapped.role}.${mapped.block ?? ""}`)) shapes.set(`${mapped.role}.${mapped.block ?? ""}`, tensor.shape);
+  }
+  // Fewer blocks than layers: checkRequiredTensors names the missing tensors (after their dtypes are read).
+  if (blocks > hparams.layers) fail(`num_hidden_layers is ${hparams.layers}, but the checkpoint has ${blocks} blocks of tensors`);
+  const { heads, kvHeads, headDim, hiddenSize, vocabSize } = hparams;
+  if (!Number.isSafeInteger(kvHeads) || kvHeads <= 0 || heads % kvHeads !== 0) fail(`num_key_value_heads ${kvHeads} must be a positive divisor of num_attention_heads ${heads}`);
+  const embedding = shapes.get("token_embd.");
+  if (embedding && (embedding[0] !== vocabSize || embedding[1] !== hiddenSize)) {
+    fail(`vocab_size ${vocabSize} and hidden_size ${hiddenSize} do not match the token embedding's shape [${embedding.join(", ")}]`);
+  }
+  for (const [role, rows, what] of [["attn_q", heads * headDim, `num_attention_heads ${heads}`], ["attn_k", kvHeads * headDim, `num_key_value_heads ${kvHeads}`]] as const) {
+    for (let block = 0; block < blocks; block++) {
+      const shape = shapes.get(`${role}.${block}`);
+      if (shape && shape[0] !== rows) fail(`${what} x head_dim ${headDim} = ${rows} rows, but block ${block}'s ${role} has ${shape[0]}`);
+    }
+  }
 }

@@ -1,9 +1,9 @@
 import { architectureByGgufName } from "../arch/index.js";
 import type { Architecture } from "../arch/types.js";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
-import { decoderMetadata } from "../arch/decoder-metadata.js";
-import { isBlockLinear } from "../arch/tensor-names.js";
-import { checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
+import { architectureHparams, decoderMetadata, kvHeadsPerLayer } from "../arch/decoder-metadata.js";
+import { ggufConvShape, isBlockLinear, roleKind } from "../arch/tensor-names.js";
+import { checkHparamsAgainstTensors, checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { ternaryLayout } from "../arch/ternary-layout.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
@@ -55,8 +55,9 @@ type Candidate = Omit<PlannedTensor, "type">;
  */
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
   const config = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
+  const hparams = architectureHparams(architecture, config);
+  checkHparamsAgainstTensors(checkpoint, architecture, hparams);
   architecture.checkConfig?.(config);
-  const hparams = config.decoderHparams();
   const features = architecture.features(config, hparams);
   const ternary = ternaryLayout(checkpoint, architecture);
   // A packed weight's scale is read with its weight.
@@ -72,7 +73,8 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
     const add = mapped.suffix === "weight" ? architecture.ggufValueTransforms?.find((t) => t.roles.includes(mapped.role))?.add : undefined;
     const origin: TensorOrigin = { kind: "source", tensor: source, ...(ropeHeads === undefined ? {} : { ropeHeads }), ...(add === undefined ? {} : { add }) };
-    return { name: mapped.gguf, shape: source.shape, origin };
+    const shape = roleKind(mapped.role) === "conv" ? ggufConvShape(source.shape) : source.shape;
+    return { name: mapped.gguf, shape, origin };
   });
   checkRequiredTensors(checkpoint, architecture, hparams.layers);
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {
@@ -85,7 +87,8 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
     ["general.name", str(modelName)],
     ...decoderMetadata(architecture, hparams, features, config),
   ]);
-  const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: hparams.kvHeads };
+  // llama_model_quantize's n_gqa() reads layer 0's KV heads.
+  const model = { layers: hparams.layers, heads: hparams.heads, kvHeads: kvHeadsPerLayer(architecture, hparams, config)[0]! };
   // Norms and other 1-D tensors stay F32, as llama.cpp's converter keeps them.
   const tensors = assignTypes(candidates, scheme, { ...model, is70B: architecture.is70B?.(model) ?? false }, () => GgmlType.F32);
   return { architecture, hparams, metadata, tensors };
@@ -103,7 +106,9 @@ export function planFromGguf(input: GgufInput, scheme: Scheme): GgufPlan {
   if (typeof archName !== "string") throw new UserError("no general.architecture", { file: input.path });
   const architecture = architectureByGgufName(archName, input.path);
   const count = (key: string) => {
-    const value = input.metadata.get(`${archName}.${key}`)?.value;
+    const stored = input.metadata.get(`${archName}.${key}`)?.value;
+    // Per-layer lists (hybrid models' head_count_kv): llama_model_quantize reads layer 0's.
+    const value = typeof stored === "object" && stored !== null && "length" in stored ? (stored as ArrayLike<unknown>)[0] : stored;
     if (typeof value !== "number") throw new UserError(`missing ${archName}.${key}`, { file: input.path });
     return value;
   };

@@ -1,3 +1,4 @@
+import { isConvKernelTensor } from "../arch/tensor-names.js";
 import { GgmlType, blockSize, isQuantized } from "./ggml-types.js";
 import type { Scheme } from "./schemes.js";
 
@@ -28,15 +29,17 @@ function category(name: string): Category {
   if (name === "output.weight") return "output";
   if (name === "token_embd.weight") return "token_embd";
   const substrings: [string, Category][] = [
+    // Fused QKV is attn_v-like (category_is_attn_v): same rules and the same i_attention_wv counter.
+    ["attn_qkv.weight", "attn_v"],
     ["attn_v.weight", "attn_v"], ["attn_k.weight", "attn_k"], ["attn_q.weight", "attn_q"], ["attn_output.weight", "attn_output"],
     ["ffn_up", "ffn_up"], ["ffn_gate", "ffn_gate"], ["ffn_down", "ffn_down"],
   ];
   return substrings.find(([part]) => name.includes(part))?.[1] ?? "other";
 }
 
-/** llama.cpp quantizes 2-D+ weights, never norms (tensor_allows_quantization, for our architectures). */
+/** llama.cpp quantizes 2-D+ weights, never norms or convolution kernels (tensor_allows_quantization, for our architectures). */
 function allowsQuantization(tensor: MixtureTensor): boolean {
-  return tensor.shape.length >= 2 && tensor.name.endsWith("weight") && !tensor.name.includes("_norm.weight");
+  return tensor.shape.length >= 2 && tensor.name.endsWith("weight") && !tensor.name.includes("_norm.weight") && !isConvKernelTensor(tensor.name);
 }
 
 /**
@@ -81,7 +84,8 @@ function mixtureType(
   state: { attnV: { seen: number; total: number }; ffnDown: number; tiedEmbeddings: boolean },
 ): GgmlType {
   const s = scheme.name;
-  const gqa = model.heads / model.kvHeads;
+  // llama.cpp's n_gqa() is 0 when layer 0 has no KV heads (a hybrid model's recurrent layer).
+  const gqa = model.kvHeads === 0 ? 0 : model.heads / model.kvHeads;
   const base = scheme.weightType;
 
   if (kind === "output" || (state.tiedEmbeddings && kind === "token_embd")) {

@@ -40,7 +40,10 @@ export const SCHEMES: readonly Scheme[] = [
 /** `--bits` is shorthand for the scheme most users want at that size. */
 export const BITS_SHORTHANDS: ReadonlyMap<string, string> = new Map([["32", "f32"], ["16", "f16"], ["8", "q8_0"], ["4", "q4_k_m"], ["1.58", "tq1_0"]]);
 
-export function resolveScheme(options: { scheme?: string; bits?: string }): Scheme {
+/** A scheme by name ("q4_k_m"), or from the CLI's `--scheme` / `--bits` (default 16 bits). */
+export function resolveScheme(choice: string | { scheme?: string; bits?: string }): Scheme {
+  const options = typeof choice === "string" ? { scheme: choice } : choice;
+  if (typeof options !== "object" || options === null) throw new UserError(`a scheme is a name such as 'q4_k_m'; got ${JSON.stringify(choice)}`);
   if (options.scheme !== undefined && options.bits !== undefined) throw new UserError("give --scheme or --bits, not both");
   const name = options.scheme?.toLowerCase() ?? BITS_SHORTHANDS.get(options.bits ?? "16");
   if (name === undefined) throw new UserError(`--bits must be one of ${[...BITS_SHORTHANDS.keys()].join(", ")}; got '${options.bits}'`);

@@ -3,6 +3,7 @@ import { readFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 import type { HfConfig } from "../arch/config.js";
 import { UserError } from "../errors.js";
+import { checkRegularFile } from "./regular-file.js";
 import { SafetensorsFile, type TensorInfo } from "./safetensors.js";
 
 const INDEX_FILE = "model.safetensors.index.json";
@@ -74,11 +75,14 @@ async function findShards(directory: string): Promise<string[]> {
 
 async function shardsFromIndex(indexPath: string, directory: string): Promise<string[]> {
   const index = await readJson(indexPath);
-  const weightMap = (index as { weight_map?: unknown }).weight_map;
+  const weightMap = typeof index === "object" && index !== null ? (index as { weight_map?: unknown }).weight_map : undefined;
   if (typeof weightMap !== "object" || weightMap === null) throw new UserError("missing 'weight_map'", { file: indexPath });
   const files = [...new Set(Object.values(weightMap as Record<string, unknown>))];
   for (const file of files) {
-    if (typeof file !== "string" || file.includes("/") || file.includes("\\")) throw new UserError(`invalid shard name ${JSON.stringify(file)}`, { file: indexPath });
+    // A shard is a file beside the index: no paths, no "." or "..".
+    if (typeof file !== "string" || file === "" || file === "." || file === ".." || file.includes("/") || file.includes("\\")) {
+      throw new UserError(`invalid shard name ${JSON.stringify(file)}`, { file: indexPath });
+    }
     if (!existsSync(join(directory, file))) throw new UserError(`shard '${file}' listed in the index is missing`, { file: indexPath });
   }
   return (files as string[]).sort().map((file) => join(directory, file));
@@ -96,6 +100,7 @@ async function readConfig(directory: string): Promise<{ config: HfConfig; config
 
 /** Parses a JSON file, naming it in the error if it is not valid JSON. */
 export async function readJson(path: string): Promise<unknown> {
+  checkRegularFile(path, "JSON file");
   const text = await readFile(path, "utf8").catch((cause: NodeJS.ErrnoException) => {
     throw new UserError(`cannot read (${cause.code ?? cause.message})`, { file: path });
   });

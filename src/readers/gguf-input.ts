@@ -1,3 +1,4 @@
+import { checkRegularFile } from "./regular-file.js";
 import { open, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { gguf, GGUFValueType } from "@huggingface/gguf";
@@ -19,6 +20,7 @@ export interface GgufInput {
 }
 
 export async function openGgufInput(path: string): Promise<GgufInput> {
+  checkRegularFile(path, "GGUF file");
   const parsed = await gguf(resolve(path), { allowLocalFile: true, typedMetadata: true }).catch((cause: Error) => {
     throw new UserError(`not a readable GGUF file (${cause.message})`, { file: path });
   });
@@ -27,9 +29,10 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
     if (key === "version" || key === "tensor_count" || key === "kv_count") continue;
     metadata.set(key, toValue(key, entry as { value: unknown; type: GGUFValueType; subType?: GGUFValueType }, path));
   }
-  const handle: FileHandle = await open(path, "r");
+  checkAlignment(metadata, path);
   const dataStart = Number(parsed.tensorDataOffset);
-  const tensors = parsed.tensorInfos.map((info): SourceTensor => {
+  // Every tensor's type is checked before the file is opened, so a refusal leaks no handle.
+  const floats = parsed.tensorInfos.map((info) => {
     const type = info.dtype as unknown as GgmlType;
     const dtype = FLOAT_TYPES[type];
     if (!dtype) {
@@ -38,6 +41,10 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
         tensor: info.name,
       });
     }
+    return { info, type, dtype };
+  });
+  const handle: FileHandle = await open(path, "r");
+  const tensors = floats.map(({ info, type, dtype }): SourceTensor => {
     const shape = info.shape.map(Number).reverse();
     const fileOffset = dataStart + Number(info.offset);
     return {
@@ -50,6 +57,15 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
     };
   });
   return { path, metadata, tensors, close: () => handle.close() };
+}
+
+/** The writer pads to the input's alignment, so it is checked here as llama.cpp's gguf.cpp checks it. */
+function checkAlignment(metadata: GgufMetadata, file: string): void {
+  const value = metadata.get("general.alignment")?.value;
+  if (value === undefined) return;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0 || (value & (value - 1)) !== 0 || value > 1 << 30) {
+    throw new UserError(`metadata key 'general.alignment' must be a power of two, got ${JSON.stringify(value)}`, { file });
+  }
 }
 
 function toValue(key: string, entry: { value: unknown; type: GGUFValueType; subType?: GGUFValueType }, file: string): GgufValue {

@@ -162,10 +162,9 @@ type ApiParams = { hubUrl: string; fetch: typeof fetch; accessToken?: string };
  * the ETags the Hub sends).
  */
 async function fetchFile(ctx: SnapshotContext, api: ApiParams, commit: string, entry: ListFileEntry): Promise<void> {
-  if (!safeRelativePath(entry.path)) throw new UserError(`${ctx.source}: the Hub listed an unsafe path ${JSON.stringify(entry.path)}`);
+  const listed = checkedListing(ctx, entry);
   const pointer = join(ctx.storage, "snapshots", commit, ...entry.path.split("/"));
   if (await sizeMatches(pointer, entry.size)) return;
-  const listed = entry.lfs?.oid ?? entry.oid;
   if (listed && (await sizeMatches(join(ctx.storage, "blobs", listed), entry.size))) {
     await linkPointer(join(ctx.storage, "blobs", listed), pointer); // the same content under another commit
     return;
@@ -175,7 +174,7 @@ async function fetchFile(ctx: SnapshotContext, api: ApiParams, commit: string, e
   if (!info) throw new UserError(`${ctx.source}: '${entry.path}' is listed but cannot be downloaded`);
   if (info.size !== entry.size) throw new UserError(`${ctx.source}: the Hub gives two sizes for '${entry.path}' (${entry.size} and ${info.size})`);
   const etag = listed ?? info.etag.replace(/^W\//, "").replaceAll('"', "");
-  if (!/^[0-9a-f]{40}$|^[0-9a-f]{64}$/.test(etag)) throw new UserError(`${ctx.source}: unexpected ETag for '${entry.path}'`);
+  if (!BLOB_ID.test(etag)) throw new UserError(`${ctx.source}: unexpected ETag for '${entry.path}'`);
   const blob = join(ctx.storage, "blobs", etag);
   if (!(await sizeMatches(blob, entry.size))) {
     await mkdir(dirname(blob), { recursive: true });
@@ -183,6 +182,23 @@ async function fetchFile(ctx: SnapshotContext, api: ApiParams, commit: string, e
     await rename(`${blob}.incomplete`, blob);
   }
   await linkPointer(blob, pointer);
+}
+
+/** A git blob id (sha1) or an LFS sha256: the only names blobs/ may hold. */
+const BLOB_ID = /^[0-9a-f]{40}$|^[0-9a-f]{64}$/;
+
+/**
+ * The listing's path, size and object id, checked before any of them reaches the filesystem:
+ * a hostile endpoint could otherwise name a blob `../../<some local file>` and have it linked
+ * into the snapshot. Returns the blob id the listing gives, if any.
+ */
+function checkedListing(ctx: SnapshotContext, entry: ListFileEntry): string | undefined {
+  const problem = (what: string) => new UserError(`${ctx.source}: the Hub listed ${what} for ${JSON.stringify(entry.path)}; refusing it`);
+  if (typeof entry.path !== "string" || !safeRelativePath(entry.path)) throw new UserError(`${ctx.source}: the Hub listed an unsafe path ${JSON.stringify(entry.path)}`);
+  if (!Number.isSafeInteger(entry.size) || entry.size < 0) throw problem(`an invalid size ${JSON.stringify(entry.size)}`);
+  const listed = entry.lfs?.oid ?? entry.oid;
+  if (listed !== undefined && (typeof listed !== "string" || !BLOB_ID.test(listed))) throw problem(`an invalid object id ${JSON.stringify(listed)}`);
+  return listed;
 }
 
 function expectedDigest(entry: ListFileEntry): Digest | undefined {

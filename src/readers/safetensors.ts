@@ -2,6 +2,7 @@ import { open, type FileHandle } from "node:fs/promises";
 import { UserError } from "../errors.js";
 import { SAFETENSORS_DTYPES, isFloatDtype, isSafetensorsDtype, type SafetensorsDtype } from "./dtypes.js";
 import { readFully } from "./read-fully.js";
+import { checkRegularFile } from "./regular-file.js";
 import type { SourceTensor } from "./source-tensor.js";
 
 /** The safetensors format caps the JSON header at 100 MB; anything larger is corrupt. */
@@ -42,6 +43,7 @@ export class SafetensorsFile {
   }
 
   static async open(path: string): Promise<SafetensorsFile> {
+    checkRegularFile(path, "safetensors file");
     const handle = await open(path, "r").catch((cause: NodeJS.ErrnoException) => {
       throw new UserError(`cannot open safetensors file (${cause.code ?? cause.message})`, { file: path });
     });

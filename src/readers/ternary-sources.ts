@@ -1,7 +1,7 @@
 import { UserError } from "../errors.js";
 import { absmeanTernarise } from "../quant/ternary.js";
 import { convertFloats, decodeFloats, encodeFloats } from "../quant/float.js";
-import type { CheckpointTensor } from "./checkpoint.js";
+import type { Checkpoint, CheckpointTensor } from "./checkpoint.js";
 import { isFloatDtype } from "./dtypes.js";
 import type { SourceTensor } from "./source-tensor.js";
 
@@ -66,4 +66,12 @@ export function absmeanTernarySource(source: SourceTensor): SourceTensor {
       return chunk;
     },
   };
+}
+
+/** A BitNet linear weight as the model computes with it, from a checkpoint of either layout (src/arch/ternary-layout.ts). */
+export function bitnetLinearSource(checkpoint: Checkpoint, weight: CheckpointTensor, layout: "packed" | "absmean"): SourceTensor {
+  if (layout === "absmean") return absmeanTernarySource(weight.file.sourceTensor(weight));
+  const scale = checkpoint.tensors.get(`${weight.name}_scale`);
+  if (!scale) throw new UserError(`packed BitNet weight without its '${weight.name}_scale'`, { file: weight.file.path, tensor: weight.name });
+  return packedBitnetSource(weight, scale);
 }

@@ -25,7 +25,7 @@ export function bytePairVocabulary(files: ModelFiles & { tokenizerJson: JsonFile
   const maxId = [...textById.keys()].reduce((max, id) => Math.max(max, id), -1);
   if (maxId >= vocabSize) throw new UserError(`the tokenizer has token id ${maxId}, but the model's vocabulary has only ${vocabSize} tokens`, { file });
 
-  const reference = loadReferenceTokenizer(files.tokenizerJson.text, files.tokenizerConfig);
+  const reference = loadReferenceTokenizer(files.tokenizerJson.text, files.tokenizerConfig, file);
   const pre = decidePreTokenizer(json, files.tokenizerConfig, reference, file);
 
   const tokens: string[] = [];

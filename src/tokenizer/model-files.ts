@@ -4,6 +4,8 @@
 import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
+import { checkRegularFile } from "../readers/regular-file.js";
+import { checkTokenizerJsonShape } from "./tokenizer-json-shape.js";
 
 /** The parts of a Hugging Face tokenizer.json this module reads. */
 export interface TokenizerJson {
@@ -78,6 +80,7 @@ function parseTokenizerJson(text: string, file: string): TokenizerJson {
   if (!isObject(value) || !isObject(value["model"])) {
     throw new UserError("not a Hugging Face tokenizer.json: it has no \"model\" object", { file });
   }
+  checkTokenizerJsonShape(value, file);
   return value as unknown as TokenizerJson;
 }
 
@@ -101,6 +104,7 @@ async function readAdditionalChatTemplates(directory: string): Promise<{ name: s
     if (isMissingFile(error)) return [];
     throw error;
   }
+  for (const name of names) checkRegularFile(join(folder, name), "chat template file");
   return Promise.all(names.map(async (name) => ({ name: name.slice(0, -".jinja".length), template: await readFile(join(folder, name), "utf8") })));
 }
 
@@ -119,6 +123,7 @@ async function readOptionalText(directory: string, name: string): Promise<string
 }
 
 async function readOptionalBytes(directory: string, name: string): Promise<Uint8Array | undefined> {
+  checkRegularFile(join(directory, name));
   try {
     return await readFile(join(directory, name));
   } catch (error) {

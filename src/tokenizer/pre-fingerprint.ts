@@ -108,6 +108,30 @@ function visitPreTokenizer(node: JsonComponent | null | undefined, regexes: stri
   }
 }
 
+/** Every regex llama.cpp implements, in the one spelling canonicalRegex gives. */
+const RECOGNISED_REGEXES: ReadonlySet<string> = new Set([...Object.values(REGEXES).flat(), BYTE_LEVEL_REGEX].map((regex) => canonicalRegex(regex)));
+
+/**
+ * The regexes anywhere in tokenizer.json (Split and Replace patterns of any component) that are
+ * not one llama.cpp implements. Only recognised regexes may be run: a file's own regex can
+ * backtrack for minutes, and llama.cpp would not split text with it anyway.
+ */
+export function unrecognisedRegexes(tokenizer: unknown): string[] {
+  const found: string[] = [];
+  const visit = (node: unknown, depth: number) => {
+    if (depth > 32 || typeof node !== "object" || node === null) return;
+    if (Array.isArray(node)) return node.forEach((child) => visit(child, depth + 1));
+    const pattern = (node as Record<string, unknown>)["pattern"];
+    if (isObject(pattern) && "Regex" in pattern) {
+      const regex = pattern["Regex"];
+      if (typeof regex !== "string" || !RECOGNISED_REGEXES.has(canonicalRegex(regex))) found.push(typeof regex === "string" ? regex : JSON.stringify(regex));
+    }
+    for (const [key, child] of Object.entries(node)) if (key !== "model" && key !== "added_tokens") visit(child, depth + 1);
+  };
+  visit(tokenizer, 0);
+  return found;
+}
+
 /**
  * One spelling for regexes that llama.cpp rewrote but that split the same way: its regex engine
  * has no inline case-insensitive groups, possessive quantifiers, or \p{Lu}-style classes in some

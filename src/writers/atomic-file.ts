@@ -1,7 +1,8 @@
 import { rmSync } from "node:fs";
 import { mkdir, open, rename, rm, type FileHandle } from "node:fs/promises";
-import { basename, dirname, join } from "node:path";
+import { dirname } from "node:path";
 import { UserError } from "../errors.js";
+import { partialPath, removeStalePartials } from "./partial-files.js";
 
 /**
  * Writes `path` through a temporary file beside it, renamed into place only
@@ -10,7 +11,8 @@ import { UserError } from "../errors.js";
  */
 export async function writeAtomically<T>(path: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
   const directory = dirname(path);
-  const temporary = join(directory, `.${basename(path)}.${process.pid}.partial`);
+  const temporary = partialPath(path);
+  removeStalePartials(path);
   await mkdir(directory, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
     // mkdir -p reports a file in the way as EEXIST.
     throw outputError(cause.code === "EEXIST" ? { ...cause, code: "ENOTDIR" } : cause, path);

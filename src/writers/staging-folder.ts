@@ -9,6 +9,7 @@ import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
 import { writeAtomically } from "./atomic-file.js";
+import { partialPath, removeStalePartials } from "./partial-files.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
 /**
@@ -43,7 +44,8 @@ export class StagingFolder {
 
   static async create(destination: string): Promise<StagingFolder> {
     const parent = dirname(destination);
-    const path = join(parent, `.${basename(destination)}.${process.pid}.partial`);
+    const path = partialPath(destination);
+    removeStalePartials(destination);
     await mkdir(parent, { recursive: true }).catch((cause: NodeJS.ErrnoException) => {
       throw new UserError(`cannot create the output's parent folder (${cause.code ?? cause.message}); nothing was written`, { file: destination });
     });

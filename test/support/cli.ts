@@ -16,10 +16,12 @@ export interface CliResult {
 }
 
 /** Runs the real CLI in a child process, from source, as a user would run the built one. */
-export function runCli(args: readonly string[], options: { cwd?: string; shellPrefix?: string } = {}): CliResult {
+export function runCli(args: readonly string[], options: { cwd?: string; shellPrefix?: string; pipeTo?: string } = {}): CliResult {
   const command = [process.execPath, "--import", "tsx", join(REPO_ROOT, "src/cli/bin.ts"), ...args];
-  const result = options.shellPrefix
-    ? spawnSync("bash", ["-c", `${options.shellPrefix} ${command.map(shellQuote).join(" ")}`], { cwd: options.cwd ?? REPO_ROOT, encoding: "utf8" })
+  const shell = options.shellPrefix !== undefined || options.pipeTo !== undefined;
+  const pipe = options.pipeTo === undefined ? "" : ` | ${options.pipeTo}`;
+  const result = shell
+    ? spawnSync("bash", ["-c", `${options.shellPrefix ?? ""} ${command.map(shellQuote).join(" ")}${pipe}`], { cwd: options.cwd ?? REPO_ROOT, encoding: "utf8" })
     : spawnSync(command[0]!, command.slice(1), { cwd: options.cwd ?? REPO_ROOT, encoding: "utf8" });
   return { code: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }

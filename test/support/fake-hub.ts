@@ -55,6 +55,8 @@ export class FakeHub {
   ignoreRange = false;
   /** Tree listing page size, to exercise Link pagination. */
   pageSize = 3;
+  /** Rewrites tree listing entries, as a hostile or compromised endpoint would. */
+  tamperListing: ((entry: Record<string, unknown>) => Record<string, unknown>) | undefined;
 
   private constructor(
     private readonly repos: readonly FakeRepo[],
@@ -124,7 +126,7 @@ export class FakeHub {
           oid: f.lfs ? gitBlobId(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${sha256(f.data)}\nsize ${f.data.length}\n`)) : gitBlobId(f.data),
           ...(f.lfs ? { lfs: { oid: sha256(f.data), size: f.data.length, pointerSize: 134 } } : {}),
         }));
-        const page = entries.slice(cursor, cursor + this.pageSize);
+        const page = entries.map((entry) => this.tamperListing?.(entry) ?? entry).slice(cursor, cursor + this.pageSize);
         if (cursor + this.pageSize < entries.length) {
           const next = new URL(url);
           next.searchParams.set("cursor", String(cursor + this.pageSize));

@@ -55,6 +55,11 @@ export function llamaSourceFile(relPath: string): Buffer {
   return git(["--git-dir", llamaRepository(), "show", `HEAD:${relPath}`]);
 }
 
+/** The paths of llama.cpp's source tree under a folder, e.g. "conversion/". */
+export function llamaSourceListing(folder: string): string[] {
+  return git(["--git-dir", llamaRepository(), "ls-tree", "--name-only", "HEAD", folder]).toString("utf8").split("\n").filter(Boolean);
+}
+
 /**
  * The same file materialized on disk (for readers that want a path, e.g. GGUF parsers).
  * Written once under the cache directory, atomically.

@@ -291,8 +291,14 @@ export function moduleQuantization(config: Record<string, unknown>, path: string
 export function dequantizeMlxFolder(folder: MlxFolder): Map<string, { shape: number[]; data: Float64Array }> {
   const out = new Map<string, { shape: number[]; data: Float64Array }>();
   for (const tensor of folder.tensors.values()) {
-    if (tensor.name.endsWith(".scales") || tensor.name.endsWith(".biases")) continue;
+    if (tensor.name.endsWith(".scales") || tensor.name.endsWith(".biases") || tensor.name.endsWith(".weight_scale")) continue;
     const module = tensor.name.slice(0, tensor.name.lastIndexOf("."));
+    const weightScale = folder.tensors.get(`${module}.weight_scale`);
+    if (tensor.name.endsWith(".weight") && weightScale) {
+      const { shape, data } = referenceBitLinear(tensor, weightScale);
+      out.set(tensor.name, { shape, data });
+      continue;
+    }
     const scales = folder.tensors.get(`${module}.scales`);
     if (!tensor.name.endsWith(".weight") || !scales) {
       out.set(tensor.name, { shape: tensor.shape, data: floatValues(tensor) });
@@ -315,4 +321,38 @@ export function dequantizeMlxFolder(folder: MlxFolder): Map<string, { shape: num
     out.set(tensor.name, { shape: [rows, cols], data });
   }
   return out;
+}
+
+// ---------------------------------------------------------------------------
+// BitNet's BitLinear (ml-explore/mlx-lm d78bf58, mlx_lm/models/bitlinear_layers.py)
+
+/**
+ * A BitLinear weight as mlx-lm's Metal kernel multiplies with it (bitlinear_layers.py:41-79):
+ * thread row_idx < out/4 reads byte w = packed[row_idx * in + j] (line 60) and adds
+ * v_j * (((w >> 2i) & 3) - 1) to sum[i] for i = 0..3 (lines 61-64); output row row_idx + i * out/4
+ * gets sum[i] * scale (line 76), scale = weight_scale[0], or its inverse when invert_weight_scales
+ * (line 74; false for the layers models/bitnet.py builds). So weight row o is lane floor(o / (out/4))
+ * of packed row o mod (out/4), and the matrix is trit * scale, taken here in float32 (the kernel's
+ * float). The packed shape is [(out + 3) / 4, in] (lines 110-111).
+ */
+export function referenceBitLinear(packed: StoredTensor, weightScale: StoredTensor, invert = false): { shape: number[]; data: Float64Array; trits: Int8Array; scale: number } {
+  if (packed.dtype !== "U8" || packed.shape.length !== 2) throw new Error(`referenceBitLinear: ${packed.name} is ${packed.dtype} ${JSON.stringify(packed.shape)}, not U8 [out/4, in]`);
+  if (weightScale.shape.length !== 1 || weightScale.shape[0] !== 1) throw new Error(`referenceBitLinear: ${weightScale.name} has shape ${JSON.stringify(weightScale.shape)}, not [1]`);
+  const [quarter, inputs] = packed.shape as [number, number];
+  const stored = floatValues(weightScale)[0]!;
+  const scale = invert ? toF32(1 / stored) : stored;
+  const rows = 4 * quarter;
+  const trits = new Int8Array(rows * inputs);
+  const data = new Float64Array(rows * inputs);
+  for (let lane = 0; lane < 4; lane++) {
+    for (let r = 0; r < quarter; r++) {
+      const o = lane * quarter + r;
+      for (let j = 0; j < inputs; j++) {
+        const code = Math.floor(packed.bytes[r * inputs + j]! / 4 ** lane) % 4;
+        trits[o * inputs + j] = code - 1;
+        data[o * inputs + j] = toF32((code - 1) * scale);
+      }
+    }
+  }
+  return { shape: [rows, inputs], data, trits, scale };
 }

@@ -37,6 +37,11 @@ const SPECS: Record<string, SyntheticSpec> = {
   qwen3: { modelType: "qwen3", hidden: 128, layers: 2, heads: 4, kvHeads: 1, headDim: 64, intermediate: 384, vocab: 4096, seed: 12, dtype: "F32" },
   "llama-tied": { modelType: "llama", hidden: 96, layers: 2, heads: 6, kvHeads: 3, headDim: 16, intermediate: 192, vocab: 4096, seed: 13, dtype: "F16", tieEmbeddings: true },
   granite: { modelType: "granite", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 14, dtype: "BF16", tieEmbeddings: true },
+  // five layers: layer 3 has no RoPE (SmolLM3-3B's 1,1,1,0 pattern); no lm_head, as tied by default
+  smollm3: { modelType: "smollm3", hidden: 128, layers: 5, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 15, dtype: "BF16" },
+  // Fused qkv/gate_up (one MatMul + Split), LongRoPE short factors with the attention factor; Phi-4-mini adds partial rotary and GQA.
+  "phi3.5": { modelType: "phi3.5", hidden: 128, layers: 2, heads: 4, kvHeads: 4, headDim: 32, intermediate: 256, vocab: 4096, seed: 18, dtype: "BF16" },
+  "phi4-mini": { modelType: "phi4-mini", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 16, dtype: "BF16" },
   // Seven layers: the sixth global, the others sliding over a 16-token window the prompts exceed.
   gemma3: { modelType: "gemma3", hidden: 128, layers: 7, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 15, dtype: "BF16" },
 };

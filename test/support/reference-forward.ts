@@ -17,6 +17,9 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { GEMMA3_MODEL_TYPES, gemma3ReferenceLogits } from "./reference-gemma3.js";
+import { longRopeTables, type RopeTables } from "./reference-longrope.js";
+import { splitRows } from "./reference-phi3.js";
+import { smollm3Options } from "./reference-smollm3.js";
 import { SafetensorsFile, type DecodedTensor } from "./safetensors.js";
 
 // ---------------------------------------------------------------------------
@@ -45,10 +48,14 @@ export interface ArchitectureOptions {
   logitInputScale: (config: Config) => number;
   /** The q.k scale; 1/sqrt(head_dim) unless the model sets its own (Granite's attention_multiplier). */
   attentionScale?: (config: Config) => number;
+  /** Whether each layer applies RoPE (all do unless given; SmolLM3's NoPE layers do not). */
+  ropeLayers?: (config: Config) => boolean[];
   /** BitNet: RMSNorm before o_proj (attn sub-norm) and before down_proj (ffn sub-norm). */
   subNorms: boolean;
   /** BitNet master weights: linear weights are ternarised (absmean) as the model does at inference. */
   ternariseLinears: boolean;
+  /** Phi-3: q/k/v stored as one qkv_proj, gate/up as one gate_up_proj. */
+  fusedProjections?: boolean;
 }
 
 const one = (): number => 1;
@@ -101,13 +108,17 @@ export const ARCHITECTURES: Readonly<Record<string, ArchitectureOptions>> = {
     logitInputScale: (config) => 1 / num(config, "logits_scaling"),
     attentionScale: (config) => num(config, "attention_multiplier"),
   },
+  // Phi-3 / Phi-4-mini (transformers' modeling_phi3.py): fused projections, no biases; partial
+  // rotary and LongRoPE are read from the config like every model's RoPE.
+  phi3: { ...LLAMA_LIKE, qkvBias: false, oBias: false, mlpBias: false, fusedProjections: true },
+  smollm3: smollm3Options(LLAMA_LIKE),
 };
 
 /**
  * BitNet's weight_quant, as the model applies it to its master weights: s = max(mean|W|, 1e-5),
  * W' = clamp(round_half_even(W * (1/s)), -1, 1) / (1/s), each step in float32.
  */
-function bitnetWeightQuant(weight: Float32Array): Float32Array {
+export function bitnetWeightQuant(weight: Float32Array): Float32Array {
   let sum = 0;
   for (const w of weight) sum += Math.abs(w);
   const s = Math.fround(Math.max(Math.fround(sum / weight.length), 1e-5));
@@ -145,12 +156,16 @@ interface Hyper {
   vocab: number;
   eps: number;
   tieEmbeddings: boolean;
-  invFreq: Float64Array; // [headDim / 2]
+  /** Leading dimensions of each head that RoPE rotates (partial_rotary_factor). */
+  rotaryDim: number;
+  /** RoPE tables for a sequence of the given length (LongRoPE switches factors on it). */
+  rope: (seqLen: number) => RopeTables;
   activation: (x: number) => number;
   embeddingScale: number;
   residualScale: number;
   logitInputScale: number;
   attentionScale: number;
+  ropeLayers: boolean[];
 }
 
 function num(config: Config, key: string, fallback?: number): number {
@@ -161,6 +176,14 @@ function num(config: Config, key: string, fallback?: number): number {
     throw new Error(`config.json: missing numeric "${key}"`);
   }
   throw new Error(`config.json: "${key}" is not a finite number: ${JSON.stringify(value)}`);
+}
+
+function ropeTables(config: Config, rotaryDim: number): (seqLen: number) => RopeTables {
+  const scaling = config["rope_scaling"] as Config | null | undefined;
+  const type = scaling ? ((scaling["rope_type"] ?? scaling["type"]) as string | undefined) : undefined;
+  if (scaling && (type === "longrope" || type === "su")) return longRopeTables(config, scaling, rotaryDim, num(config, "rope_theta", 10000));
+  const tables = { invFreq: ropeInverseFrequencies(config, rotaryDim), scale: 1 };
+  return () => tables;
 }
 
 function ropeInverseFrequencies(config: Config, headDim: number): Float64Array {
@@ -210,6 +233,7 @@ function readHyper(config: Config): Hyper {
   const activation = ACTIVATIONS[actName];
   if (!activation) throw new Error(`reference-forward: unsupported hidden_act "${actName}"`);
   const tie = config["tie_word_embeddings"];
+  const rotaryDim = Math.trunc(headDim * num(config, "partial_rotary_factor", 1));
   return {
     modelType,
     arch,
@@ -222,12 +246,14 @@ function readHyper(config: Config): Hyper {
     vocab: num(config, "vocab_size"),
     eps: num(config, "rms_norm_eps", 1e-6),
     tieEmbeddings: typeof tie === "boolean" ? tie : arch.tieEmbeddingsDefault,
-    invFreq: ropeInverseFrequencies(config, headDim),
+    rotaryDim,
+    rope: ropeTables(config, rotaryDim),
     activation,
     embeddingScale: arch.embeddingScale(config),
     residualScale: arch.residualScale(config),
     logitInputScale: arch.logitInputScale(config),
     attentionScale: arch.attentionScale?.(config) ?? 1 / Math.sqrt(headDim),
+    ropeLayers: arch.ropeLayers?.(config) ?? Array.from({ length: num(config, "num_hidden_layers") }, () => true),
   };
 }
 
@@ -325,19 +351,20 @@ function loadModel(modelDir: string): ReferenceModel {
   const layers: Layer[] = [];
   for (let l = 0; l < h.layers; l++) {
     const p = `model.layers.${l}`;
+    const fused = arch.fusedProjections ? fusedLinears(src, p, h) : undefined;
     layers.push({
       inputNorm: src.get(`${p}.input_layernorm.weight`, [hidden]),
       postAttentionNorm: src.get(`${p}.post_attention_layernorm.weight`, [hidden]),
-      q: linear(`${p}.self_attn.q_proj`, heads * headDim, hidden, qkvBias),
-      k: linear(`${p}.self_attn.k_proj`, kvHeads * headDim, hidden, qkvBias),
-      v: linear(`${p}.self_attn.v_proj`, kvHeads * headDim, hidden, qkvBias),
+      q: fused?.q ?? linear(`${p}.self_attn.q_proj`, heads * headDim, hidden, qkvBias),
+      k: fused?.k ?? linear(`${p}.self_attn.k_proj`, kvHeads * headDim, hidden, qkvBias),
+      v: fused?.v ?? linear(`${p}.self_attn.v_proj`, kvHeads * headDim, hidden, qkvBias),
       o: linear(`${p}.self_attn.o_proj`, hidden, heads * headDim, oBias),
       qNorm: arch.qkNorm ? src.get(`${p}.self_attn.q_norm.weight`, [headDim]) : null,
       kNorm: arch.qkNorm ? src.get(`${p}.self_attn.k_norm.weight`, [headDim]) : null,
       attnSubNorm: arch.subNorms ? either([`${p}.self_attn.inner_attn_ln.weight`, `${p}.self_attn.attn_sub_norm.weight`], [heads * headDim]) : null,
       ffnSubNorm: arch.subNorms ? either([`${p}.mlp.ffn_layernorm.weight`, `${p}.mlp.ffn_sub_norm.weight`], [intermediate]) : null,
-      gate: linear(`${p}.mlp.gate_proj`, intermediate, hidden, mlpBias),
-      up: linear(`${p}.mlp.up_proj`, intermediate, hidden, mlpBias),
+      gate: fused?.gate ?? linear(`${p}.mlp.gate_proj`, intermediate, hidden, mlpBias),
+      up: fused?.up ?? linear(`${p}.mlp.up_proj`, intermediate, hidden, mlpBias),
       down: linear(`${p}.mlp.down_proj`, hidden, intermediate, mlpBias),
     });
   }
@@ -346,6 +373,16 @@ function loadModel(modelDir: string): ReferenceModel {
     ? { out: vocab, in: hidden, weight: embed, bias: null }
     : { out: vocab, in: hidden, weight: src.get("lm_head.weight", [vocab, hidden]), bias: null };
   return { hyper: h, embed, layers, finalNorm: src.get("model.norm.weight", [hidden]), lmHead };
+}
+
+/** Phi-3's qkv_proj and gate_up_proj, cut into the separate projections (no biases). */
+function fusedLinears(src: TensorSource, p: string, h: Hyper): Pick<Layer, "q" | "k" | "v" | "gate" | "up"> {
+  const { hidden, heads, kvHeads, headDim, intermediate } = h;
+  const qkvRows = [heads * headDim, kvHeads * headDim, kvHeads * headDim];
+  const [q, k, v] = splitRows(src.get(`${p}.self_attn.qkv_proj.weight`, [qkvRows[0]! + 2 * qkvRows[1]!, hidden]), qkvRows, hidden);
+  const [gate, up] = splitRows(src.get(`${p}.mlp.gate_up_proj.weight`, [2 * intermediate, hidden]), [intermediate, intermediate], hidden);
+  const lin = (out: number, weight: Float32Array): Linear => ({ out, in: hidden, weight, bias: null });
+  return { q: lin(qkvRows[0]!, q!), k: lin(qkvRows[1]!, k!), v: lin(qkvRows[2]!, v!), gate: lin(intermediate, gate!), up: lin(intermediate, up!) };
 }
 
 // ---------------------------------------------------------------------------
@@ -390,14 +427,15 @@ function rmsNormGroups(x: Float64Array, width: number, weight: Float32Array, eps
   return out;
 }
 
-/** In-place RoPE on a [rows, nHeads * headDim] matrix; row t is at position t. */
-function applyRope(x: Float64Array, rows: number, nHeads: number, headDim: number, invFreq: Float64Array, style: ArchitectureOptions["rope"]): void {
-  const half = headDim / 2;
+/** In-place RoPE on the first `rotaryDim` dimensions of each head of a [rows, nHeads * headDim] matrix; row t is at position t. */
+function applyRope(x: Float64Array, rows: number, nHeads: number, headDim: number, rotaryDim: number, tables: RopeTables, style: ArchitectureOptions["rope"]): void {
+  const half = rotaryDim / 2;
+  const { invFreq, scale } = tables;
   for (let t = 0; t < rows; t++) {
     for (let i = 0; i < half; i++) {
       const angle = t * invFreq[i]!;
-      const cos = Math.cos(angle);
-      const sin = Math.sin(angle);
+      const cos = Math.cos(angle) * scale;
+      const sin = Math.sin(angle) * scale;
       for (let hd = 0; hd < nHeads; hd++) {
         const base = (t * nHeads + hd) * headDim;
         const a = style === "rotate_half" ? base + i : base + 2 * i;
@@ -457,7 +495,8 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
     for (let i = 0; i < D; i++) x[t * D + i] = model.embed[token * D + i]! * h.embeddingScale;
   });
 
-  for (const layer of model.layers) {
+  const rope = h.rope(T);
+  for (const [l, layer] of model.layers.entries()) {
     // --- self-attention block
     const normed = rmsNormGroups(x, D, layer.inputNorm, h.eps);
     let q = applyLinear(normed, T, layer.q);
@@ -467,8 +506,10 @@ function forward(model: ReferenceModel, tokens: number[]): Float32Array[] {
       q = rmsNormGroups(q, h.headDim, layer.qNorm, h.eps);
       k = rmsNormGroups(k, h.headDim, layer.kNorm, h.eps);
     }
-    applyRope(q, T, h.heads, h.headDim, h.invFreq, h.arch.rope);
-    applyRope(k, T, h.kvHeads, h.headDim, h.invFreq, h.arch.rope);
+    if (h.ropeLayers[l]) {
+      applyRope(q, T, h.heads, h.headDim, h.rotaryDim, rope, h.arch.rope);
+      applyRope(k, T, h.kvHeads, h.headDim, h.rotaryDim, rope, h.arch.rope);
+    }
     let attended = causalAttention(q, k, v, T, h);
     if (layer.attnSubNorm) attended = rmsNormGroups(attended, h.heads * h.headDim, layer.attnSubNorm, h.eps);
     const attnOut = applyLinear(attended, T, layer.o);

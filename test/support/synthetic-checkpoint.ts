@@ -9,10 +9,12 @@
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { smollm3Config } from "./synthetic-smollm3.js";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
 import { gemma3Config, gemma3Tensors } from "./synthetic-gemma3.js";
+import { fusePhi3Projections, miniCpm4Config, phi35Config, phi4MiniConfig, ternariseLinears } from "./synthetic-phi3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "gemma3";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4" | "gemma3";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -26,6 +28,8 @@ export interface SyntheticSpec {
   seed: number;
   dtype: "F32" | "BF16" | "F16";
   tieEmbeddings?: boolean;
+  /** LongRoPE models: original_max_position_embeddings, shrunk so that a short test context uses the long factors. */
+  originalContext?: number;
 }
 
 export const TOKENIZER_SOURCE_DIR = resolve(dirname(fileURLToPath(import.meta.url)), "../fixtures/tiny-llama");
@@ -42,6 +46,11 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   bitnet: "BitnetForCausalLM",
   minicpm: "MiniCPMForCausalLM",
   granite: "GraniteForCausalLM",
+  smollm3: "SmolLM3ForCausalLM",
+  "phi3.5": "Phi3ForCausalLM",
+  "phi4-mini": "Phi3ForCausalLM",
+  minicpm4: "MiniCPMForCausalLM",
+  bitcpm4: "MiniCPMForCausalLM",
   gemma3: "Gemma3ForCausalLM",
 };
 
@@ -62,7 +71,7 @@ function uniformSource(seed: number): () => number {
   };
 }
 
-class Gaussian {
+export class Gaussian {
   private readonly uniform: () => number;
   private spare: number | null = null;
 
@@ -107,9 +116,9 @@ function validate(spec: SyntheticSpec): void {
   }
 }
 
-/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding). */
+/** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding); SmolLM3 ties by default. */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "gemma3");
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3" || spec.modelType === "phi4-mini" || spec.modelType === "gemma3");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -153,6 +162,15 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
       return { ...common, rope_theta: 10000.0, scale_emb: 12, scale_depth: 1.4, dim_model_base: spec.hidden / 2 };
     case "granite":
       return graniteConfig(spec, common);
+    case "smollm3":
+      return smollm3Config({ layers: spec.layers, tieEmbeddings: tiedEmbeddings(spec) }, common);
+    case "phi3.5":
+      return phi35Config(spec, common);
+    case "phi4-mini":
+      return phi4MiniConfig(spec, common);
+    case "minicpm4":
+    case "bitcpm4":
+      return miniCpm4Config(spec, common);
     case "gemma3":
       return gemma3Config(spec, common);
   }
@@ -235,7 +253,8 @@ export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   }
   norm("model.norm.weight", hidden);
   if (!tied) matrix("lm_head.weight", vocab, hidden, 3);
-  return tensors;
+  if (spec.modelType === "phi3.5" || spec.modelType === "phi4-mini") return fusePhi3Projections(tensors);
+  return spec.modelType === "bitcpm4" ? ternariseLinears(tensors) : tensors;
 }
 
 /** Writes config.json, model.safetensors and the tokenizer files for an arbitrary tensor list. */

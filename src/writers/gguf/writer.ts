@@ -58,8 +58,8 @@ export async function writeGguf(
 function alignmentOf(metadata: GgufMetadata): number {
   const entry = metadata.get("general.alignment");
   if (!entry) return DEFAULT_ALIGNMENT;
-  if (typeof entry.value !== "number" || entry.value <= 0 || entry.value % 8 !== 0) {
-    throw new Error(`general.alignment must be a positive multiple of 8, got ${String(entry.value)}`);
+  if (typeof entry.value !== "number" || entry.value <= 0 || (entry.value & (entry.value - 1)) !== 0) {
+    throw new Error(`internal: general.alignment must be a power of two, got ${String(entry.value)}`);
   }
   return entry.value;
 }

@@ -15,11 +15,12 @@ import { packBits, packedWords } from "./pack.js";
 import type { MlxUnit, OutputTensor } from "../../plan/mlx.js";
 import { TernaryScan } from "../../quant/ternary.js";
 import { encodeLossyTernary, encodeTernary } from "./ternary.js";
+import { encodeBitLinear } from "./bitlinear.js";
 
 /** Source values per chunk: 4 Mi values, 16 MiB as float32. */
-const CHUNK_VALUES = 1 << 22;
+export const CHUNK_VALUES = 1 << 22;
 
-interface UnitResult {
+export interface UnitResult {
   /** NaN / ±Inf in the source. */
   readonly nonFiniteInSource: number;
   /** Finite source values that the cast to a narrower float dtype turned into ±Inf. */
@@ -28,7 +29,7 @@ interface UnitResult {
   readonly lossyTernary?: { readonly firstOffender: number };
 }
 
-interface EncodeContext {
+export interface EncodeContext {
   readonly handle: FileHandle;
   readonly offsets: ReadonlyMap<string, number>;
   readonly allowLossyTernary: boolean;
@@ -37,6 +38,7 @@ interface EncodeContext {
 }
 
 export async function encodeUnit(unit: MlxUnit, context: EncodeContext): Promise<UnitResult> {
+  if (unit.encoding.kind === "bitlinear") return encodeBitLinear(unit, context);
   if (unit.encoding.kind !== "ternary") return encodePass(unit, context, "direct");
   try {
     return await encodePass(unit, context, "exact-ternary");
@@ -84,7 +86,7 @@ async function encodePass(unit: MlxUnit, context: EncodeContext, pass: Pass): Pr
     const cast = convertFloats(raw, source.dtype, dtype);
     if (dtype !== source.dtype) overflowed += Math.max(0, countNonFinite(cast, dtype) - sourceNonFinite);
 
-    if (encoding.kind === "float") {
+    if (encoding.kind === "float" || encoding.kind === "bitlinear") {
       await writeAt(context, unit.outputs[0]!.name, row * columns * bytesPerValue(dtype), cast);
     } else {
       const values = decodeFloats(cast, dtype);
@@ -123,7 +125,7 @@ function bytesPerValue(dtype: FloatDtype): number {
   return SAFETENSORS_DTYPES[dtype].bytes;
 }
 
-async function writeAt(context: EncodeContext, output: string, offsetInTensor: number, bytes: Uint8Array): Promise<void> {
+export async function writeAt(context: EncodeContext, output: string, offsetInTensor: number, bytes: Uint8Array): Promise<void> {
   const start = context.offsets.get(output);
   if (start === undefined) throw new Error(`no place planned for ${output}`);
   await writeFully(context.handle, bytes, start + offsetInTensor);

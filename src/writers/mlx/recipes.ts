@@ -34,7 +34,8 @@ export function mixedBits(recipe: MixedRecipe, role: TensorRole, block: number |
   const { low, high } = MIXED_RECIPES[recipe];
   if (role === "output") return high;
   const more = useMoreBits(block ?? 0, layers);
-  if ((role === "attn_v" || role === "ffn_down") && more) return high;
+  // "v_proj" also matches a fused "qkv_proj" path (Phi-3), so the fused projection gets the high bits too.
+  if ((role === "attn_v" || role === "attn_qkv" || role === "ffn_down") && more) return high;
   return low;
 }
 

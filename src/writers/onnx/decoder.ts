@@ -68,10 +68,10 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
 
   let x = await weights.embedding(inputs.inputIds);
   if (src.features.embeddingScale !== undefined) x = g.op("Mul", "/model/embedding_scale/Mul", [x, g.float(src.features.embeddingScale)]);
-  const rotary = await rotaryInputs(src, g, h, "");
+  const rotary = await rotaryInputs(src, g, inputs.totalLength, h, "");
   // Sliding-window layers have their own RoPE base, unscaled.
   const window = src.features.slidingWindow;
-  const localRotary = window ? await rotaryInputs(src, g, { ...h, ropeTheta: window.ropeTheta, ropeScaling: { kind: "none" } }, "_local") : rotary;
+  const localRotary = window ? await rotaryInputs(src, g, inputs.totalLength, { ...h, ropeTheta: window.ropeTheta, ropeScaling: { kind: "none" } }, "_local") : rotary;
   for (let i = 0; i < h.layers; i++) {
     const sliding = window?.layers[i] === true;
     x = await decoderLayer(src, g, weights, x, i, { ...inputs, rotary: sliding ? localRotary : rotary, window: sliding ? window.window : undefined });
@@ -87,6 +87,58 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
   return { graph: g, encodings: weights.encodings };
 }
 
+/**
+ * RotaryEmbedding's cos/sin caches. With LongRoPE both tables are stored and, per run, the first
+ * total_sequence_length rows of the long one are used when that length exceeds the original
+ * context, else the short one's: transformers' choice (seq_len > original_max_position_embeddings).
+ * `h` and `suffix` give sliding-window layers their own caches (their own RoPE base).
+ */
+async function rotaryInputs(src: DecoderSource, g: GraphBuilder, totalLength: string, h: DecoderHparams, suffix: string): Promise<{ cos: string; sin: string }> {
+  const caches = rotaryCaches(h);
+  const shape = [h.contextLength, h.ropeDim / 2];
+  const store = async (name: string, values: Float32Array) => g.initializer(await writeComputed(src.writer, name, shape, values));
+  const cos = await store(`cos_cache${suffix}`, caches.short.cos);
+  const sin = await store(`sin_cache${suffix}`, caches.short.sin);
+  if (!caches.long) return { cos, sin };
+  const n = `/model/rotary_emb${suffix}`;
+  const longCos = await store(`cos_cache_long${suffix}`, caches.long.table.cos);
+  const longSin = await store(`sin_cache_long${suffix}`, caches.long.table.sin);
+  const useLong = g.op("Greater", `${n}/use_long`, [totalLength, g.op("Cast", `${n}/original_context`, [g.int64([caches.long.originalContext], true)], { to: ElementType.INT32 })]);
+  const end = g.op("Unsqueeze", `${n}/end`, [g.op("Cast", `${n}/total_i64`, [totalLength], { to: ElementType.INT64 }), g.int64([0])]);
+  const rows = (table: string, label: string) => g.op("Slice", `${n}/${label}/Slice`, [table, g.int64([0]), end, g.int64([0])]);
+  return {
+    cos: g.op("Where", `${n}/cos/Where`, [useLong, rows(longCos, "cos_long"), rows(cos, "cos_short")]),
+    sin: g.op("Where", `${n}/sin/Where`, [useLong, rows(longSin, "sin_long"), rows(sin, "sin_short")]),
+  };
+}
+
+/** q, k, v: three MatMuls, or one fused qkv MatMul split three ways (the rows are q, then k, then v). */
+async function attentionProjections(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, i: number): Promise<[string, string, string]> {
+  const { heads, kvHeads, headDim, hiddenSize } = src.hparams;
+  if (!src.architecture.tensors.includes("attn_qkv")) {
+    return [
+      await weights.linear(x, "attn_q", i, hiddenSize, heads * headDim),
+      await weights.linear(x, "attn_k", i, hiddenSize, kvHeads * headDim),
+      await weights.linear(x, "attn_v", i, hiddenSize, kvHeads * headDim),
+    ];
+  }
+  const sizes = [heads * headDim, kvHeads * headDim, kvHeads * headDim];
+  const qkv = await weights.linear(x, "attn_qkv", i, hiddenSize, sizes[0]! + sizes[1]! + sizes[2]!);
+  const [q, k, v] = g.node("Split", `${weights.node("attn_qkv", i)}/Split`, [qkv, g.int64(sizes)], { outputs: 3, attributes: { axis: -1 } });
+  return [q!, k!, v!];
+}
+
+/** gate and up: two MatMuls, or one fused gate_up MatMul split in halves (gate rows first). */
+async function gateAndUp(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, i: number): Promise<[string, string]> {
+  const { hiddenSize, intermediateSize } = src.hparams;
+  if (!src.architecture.tensors.includes("ffn_gate_up")) {
+    return [await weights.linear(x, "ffn_gate", i, hiddenSize, intermediateSize), await weights.linear(x, "ffn_up", i, hiddenSize, intermediateSize)];
+  }
+  const fused = await weights.linear(x, "ffn_gate_up", i, hiddenSize, 2 * intermediateSize);
+  const [gate, up] = g.node("Split", `${weights.node("ffn_gate_up", i)}/Split`, [fused, g.int64([intermediateSize, intermediateSize])], { outputs: 2, attributes: { axis: -1 } });
+  return [gate!, up!];
+}
+
 interface LayerInputs {
   readonly positionIds: string;
   readonly seqlensK: string;
@@ -94,14 +146,6 @@ interface LayerInputs {
   readonly rotary: { readonly cos: string; readonly sin: string };
   /** Positions a sliding-window layer sees, its own included. */
   readonly window: number | undefined;
-}
-
-async function rotaryInputs(src: DecoderSource, g: GraphBuilder, h: DecoderHparams, suffix: string) {
-  const { cos, sin } = rotaryCaches(h);
-  return {
-    cos: g.initializer(await writeComputed(src.writer, `cos_cache${suffix}`, [h.contextLength, h.headDim / 2], cos)),
-    sin: g.initializer(await writeComputed(src.writer, `sin_cache${suffix}`, [h.contextLength, h.headDim / 2], sin)),
-  };
 }
 
 /** A norm's weight as the model multiplies by it: (offset + w) when the architecture stores w - offset. */
@@ -128,22 +172,24 @@ async function postNorm(src: DecoderSource, g: GraphBuilder, weights: OnnxWeight
 }
 
 async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, input: string, i: number, inputs: LayerInputs): Promise<string> {
-  const { heads, kvHeads, headDim, hiddenSize, intermediateSize } = src.hparams;
+  const { heads, kvHeads, headDim, ropeDim, hiddenSize, intermediateSize } = src.hparams;
   const n = `/model/layers.${i}`;
   const residual = (x: string, branch: string, label: string) => {
     const scaled = src.features.residualScale === undefined ? branch : g.op("Mul", `${n}/${label}_scale/Mul`, [branch, g.float(src.features.residualScale)]);
     return g.op("Add", `${n}/${label}_residual/Add`, [x, scaled]);
   };
   const normed = weights.rmsNorm(input, await normWeight(src, g, weights, "attn_norm", i, hiddenSize), "attn_norm", i);
-  let q = await weights.linear(normed, "attn_q", i, hiddenSize, heads * headDim);
-  let k = await weights.linear(normed, "attn_k", i, hiddenSize, kvHeads * headDim);
-  const v = await weights.linear(normed, "attn_v", i, hiddenSize, kvHeads * headDim);
+  let [q, k, v] = await attentionProjections(src, g, weights, normed, i);
   if (src.features.qkNorm) {
     q = await perHeadNorm(src, g, weights, q, "attn_q_norm", i, headDim);
     k = await perHeadNorm(src, g, weights, k, "attn_k_norm", i, headDim);
   }
-  q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads }, MS_DOMAIN);
-  k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads }, MS_DOMAIN);
+  // Partial rotary (partial_rotary_factor): only the first rope_dim dimensions of each head turn.
+  const partial: Record<string, number> = ropeDim < headDim ? { rotary_embedding_dim: ropeDim } : {};
+  if (!src.features.nopeLayers?.includes(i)) {
+    q = g.op("RotaryEmbedding", `${n}/attn/q_rotary/RotaryEmbedding`, [q, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: heads, ...partial }, MS_DOMAIN);
+    k = g.op("RotaryEmbedding", `${n}/attn/k_rotary/RotaryEmbedding`, [k, inputs.positionIds, inputs.rotary.cos, inputs.rotary.sin], { interleaved: 0, num_heads: kvHeads, ...partial }, MS_DOMAIN);
+  }
   const pastKey = g.input(`past_key_values.${i}.key`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const pastValue = g.input(`past_key_values.${i}.value`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const [attended] = g.node("GroupQueryAttention", `${n}/attn/GroupQueryAttention`, [q, k, v, pastKey, pastValue, inputs.seqlensK, inputs.totalLength], {
@@ -161,8 +207,7 @@ async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWe
   const x = residual(input, await postNorm(src, g, weights, attnOut, "attn_post_norm", i), "attn");
 
   const normed2 = weights.rmsNorm(x, await normWeight(src, g, weights, "ffn_norm", i, hiddenSize), "ffn_norm", i);
-  const gate = await weights.linear(normed2, "ffn_gate", i, hiddenSize, intermediateSize);
-  const up = await weights.linear(normed2, "ffn_up", i, hiddenSize, intermediateSize);
+  const [gate, up] = await gateAndUp(src, g, weights, normed2, i);
   const down = await weights.linear(g.op("Mul", `${n}/mlp/Mul`, [activation(src, g, gate, n), up]), "ffn_down", i, intermediateSize, hiddenSize);
   return residual(x, await postNorm(src, g, weights, down, "ffn_post_norm", i), "mlp");
 }

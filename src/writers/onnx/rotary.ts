@@ -1,26 +1,49 @@
 import type { DecoderHparams, RopeScaling } from "../../arch/config.js";
 import { UserError } from "../../errors.js";
 
-/** cos/sin of position x inverse frequency for every position up to the context length, computed in float64. */
-export function rotaryCaches(h: DecoderHparams): { cos: Float32Array; sin: Float32Array } {
-  const half = h.headDim / 2;
-  const inv = inverseFrequencies(h.ropeTheta, h.headDim, h.ropeScaling);
+export interface RotaryTable {
+  readonly cos: Float32Array;
+  readonly sin: Float32Array;
+}
+
+/**
+ * cos/sin of position x inverse frequency for every position up to the context length and each
+ * rotated pair (rope_dim / 2 of them), computed in float64. LongRoPE has two tables (short and
+ * long factors) chosen at run time by the total sequence length, both scaled by its attention factor.
+ */
+export interface RotaryCaches {
+  readonly short: RotaryTable;
+  readonly long?: { readonly table: RotaryTable; readonly originalContext: number };
+}
+
+export function rotaryCaches(h: DecoderHparams): RotaryCaches {
+  const s = h.ropeScaling;
+  if (s.kind !== "longrope") return { short: table(h, inverseFrequencies(h.ropeTheta, h.ropeDim, s), 1) };
+  const withFactors = (factors: readonly number[]) => inverseFrequencies(h.ropeTheta, h.ropeDim, { kind: "none" }).map((f, i) => f / factors[i]!);
+  return {
+    short: table(h, withFactors(s.shortFactor), s.attnFactor),
+    long: { table: table(h, withFactors(s.longFactor), s.attnFactor), originalContext: s.originalContext },
+  };
+}
+
+function table(h: DecoderHparams, inv: Float64Array, scale: number): RotaryTable {
+  const half = h.ropeDim / 2;
   const cos = new Float32Array(h.contextLength * half);
   const sin = new Float32Array(h.contextLength * half);
   for (let p = 0; p < h.contextLength; p++) {
     for (let i = 0; i < half; i++) {
       const angle = p * inv[i]!;
-      cos[p * half + i] = Math.cos(angle);
-      sin[p * half + i] = Math.sin(angle);
+      cos[p * half + i] = Math.cos(angle) * scale;
+      sin[p * half + i] = Math.sin(angle) * scale;
     }
   }
   return { cos, sin };
 }
 
-function inverseFrequencies(theta: number, headDim: number, scaling: RopeScaling): Float64Array {
-  const half = headDim / 2;
+function inverseFrequencies(theta: number, ropeDim: number, scaling: RopeScaling): Float64Array {
+  const half = ropeDim / 2;
   const inv = new Float64Array(half);
-  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / headDim);
+  for (let i = 0; i < half; i++) inv[i] = 1 / Math.pow(theta, (2 * i) / ropeDim);
   switch (scaling.kind) {
     case "none":
       return inv;
@@ -39,6 +62,7 @@ function inverseFrequencies(theta: number, headDim: number, scaling: RopeScaling
       });
     }
     case "yarn":
-      throw new UserError("yarn rope scaling is not supported by the ONNX export yet (supported: none, linear, llama3)");
+    case "longrope":
+      throw new UserError(`${scaling.kind} rope scaling is not supported by the ONNX export yet (supported: none, linear, llama3, longrope)`);
   }
 }

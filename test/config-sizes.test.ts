@@ -1,0 +1,57 @@
+// config.json's sizes are checked against sane bounds and against the tensors before anything is
+// sized by them: every planner (GGUF, MLX, ONNX) refuses with the key named, in milliseconds.
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { resolveArchitecture } from "../src/arch/index.js";
+import { convertToOnnx } from "../src/convert/onnx.js";
+import { UserError } from "../src/errors.js";
+import { planFromCheckpoint } from "../src/plan/gguf.js";
+import { planMlx } from "../src/plan/mlx.js";
+import { resolveScheme } from "../src/quant/schemes.js";
+import { openCheckpoint } from "../src/readers/checkpoint.js";
+import { TINY_LLAMA, copyFixture, tempDir } from "./support/cli.js";
+
+const dir = tempDir();
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function withConfig(edits: Record<string, unknown>): string {
+  const folder = copyFixture(TINY_LLAMA, tempDir());
+  const config = JSON.parse(readFileSync(join(folder, "config.json"), "utf8")) as Record<string, unknown>;
+  writeFileSync(join(folder, "config.json"), JSON.stringify({ ...config, ...edits }));
+  return folder;
+}
+
+async function refusals(folder: string): Promise<string[]> {
+  const messages: string[] = [];
+  const checkpoint = await openCheckpoint(folder);
+  const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
+  for (const plan of [() => planFromCheckpoint(checkpoint, architecture, resolveScheme("f16"), "x"), () => planMlx(checkpoint, architecture, { bits: 4, groupSize: 64 })]) {
+    try {
+      plan();
+      messages.push("accepted");
+    } catch (error) {
+      expect(error).toBeInstanceOf(UserError);
+      messages.push((error as Error).message);
+    }
+  }
+  await checkpoint.close();
+  const onnx = await convertToOnnx({ source: folder, output: join(dir, "never"), bits: 32 }).then(() => "accepted", (error: Error) => (error instanceof UserError ? error.message : `internal: ${error.message}`));
+  return [...messages, onnx];
+}
+
+describe("config.json sizes that do not fit the tensors or any real model are refused by every planner", () => {
+  it.each([
+    [{ num_hidden_layers: 2 ** 31 }, /'num_hidden_layers' must be a positive integer up to 4096, got 2147483648/],
+    [{ num_hidden_layers: 4 }, /num_hidden_layers is 4, but the checkpoint has 6 blocks of tensors/],
+    [{ vocab_size: 2e7 }, /vocab_size 20000000 and hidden_size 256 do not match the token embedding's shape \[4096, 256\]/],
+    [{ num_attention_heads: 16, head_dim: 16 }, /num_key_value_heads 4 x head_dim 16 = 64 rows, but block 0's attn_k has 128/],
+    [{ num_key_value_heads: 3 }, /num_key_value_heads 3 must be a positive divisor of num_attention_heads 8/],
+    [{ num_key_value_heads: 2.5 }, /'num_key_value_heads' must be a positive integer up to 8, got 2.5/],
+    [{ hidden_size: 1e9 }, /'hidden_size' must be a positive integer up to 16777216/],
+  ])("%j", async (edits, message) => {
+    const messages = await refusals(withConfig(edits));
+    for (const text of messages) expect(text).toMatch(message);
+    for (const text of messages) expect(text).toContain("config.json");
+  });
+});

@@ -1,0 +1,9 @@
+import type { FuzzTarget } from "../target.js";
+import { configTarget } from "./config.js";
+import { ggufTarget } from "./gguf.js";
+import { indexTarget } from "./index-json.js";
+import { recipeTarget } from "./recipe.js";
+import { safetensorsTarget } from "./safetensors.js";
+import { tokenizerTarget } from "./tokenizer.js";
+
+export const FUZZ_TARGETS = [safetensorsTarget, configTarget, tokenizerTarget, indexTarget, recipeTarget, ggufTarget] as readonly FuzzTarget<unknown>[];
