@@ -81,6 +81,14 @@ const FIT_MODELS: FitModel[] = [
     ),
     settings: settings(CONTEXTS, [false, true]),
   })),
+  // our own gemma3 conversion: 7 layers (the 6th global), one KV head as gemma-3-270m, a 16-token window
+  ...["f16", "q4_k_m"].map((scheme) => ({
+    name: `gemma3 ${scheme.toUpperCase()} (ours, 270m config)`,
+    gguf: convertedGguf("gemma3", scheme, (dir) =>
+      writeSyntheticCheckpoint(dir, { modelType: "gemma3", hidden: 256, layers: 7, heads: 4, kvHeads: 1, headDim: 64, intermediate: 512, vocab: 4096, seed: 5, dtype: "BF16" }),
+    ),
+    settings: settings(CONTEXTS, [false, true]),
+  })),
 ];
 
 const pairs: FitPair[] = [];

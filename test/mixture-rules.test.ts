@@ -15,7 +15,7 @@ it("the record holds the models mixtures.test.ts quantizes", () => {
     "tiny-llama (trained, 6 layers)", "tiny-llama-ternary", "synthetic TinyLlama-1.1B shapes", "synthetic granite (granite-3.3-2b-instruct's config)",
     "synthetic smollm3 (SmolLM3-3B's config)", "synthetic lfm2 (LFM2-350M's config)",
     "synthetic phi3 (Phi-3.5-mini-instruct's config)", "synthetic phi3 (Phi-4-mini-instruct's config, tied)",
-    "synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)",
+    "synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)", "synthetic gemma3 (gemma-3-270m's config)",
   ]);
 });
 

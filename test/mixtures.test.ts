@@ -138,3 +138,4 @@ describeModel("synthetic phi3 (Phi-3.5-mini-instruct's config)", synthetic("phi3
 describeModel("synthetic phi3 (Phi-4-mini-instruct's config, tied)", synthetic("phi4-mini"));
 // BitCPM4: MiniCPM with LongRoPE factor tensors and fake-quantized ternary weights, through TQ1_0/TQ2_0.
 describeModel("synthetic bitcpm4 (ternary MiniCPM4, LongRoPE)", synthetic("bitcpm4", { tieEmbeddings: false }), QUANTIZED.filter((s) => s.name === "tq1_0" || s.name === "tq2_0"));
+describeModel("synthetic gemma3 (gemma-3-270m's config)", synthetic("gemma3"));

@@ -10,6 +10,8 @@ import { compareLogits } from "./support/logit-metrics.js";
 import { corpusPrompts, syntheticModel, SYNTHETIC_MODELS, removeOnnxFixtures } from "./support/onnx-fixtures.js";
 import { loadOnnxModel, onnxLogits, onnxLogitsStepwise, type OnnxModel } from "./support/onnx-runtime.js";
 import { referenceLogits } from "./support/reference-forward.js";
+import { syntheticTensors, writeHfFolder } from "./support/synthetic-checkpoint.js";
+import { gemma3VisionTensors, gemma3WrapperConfig, gemma3WrapperTensorName } from "./support/synthetic-gemma3.js";
 
 const TOLERANCE = 1e-4;
 const out = tempDir("edgequant-onnx-export-");
@@ -62,6 +64,25 @@ describe.each(MODELS)("fp32 ONNX export of %s", (name, source) => {
     const first = await runStep(model, tokens.slice(0, 10), emptyCache(model));
     const second = await runStep(model, tokens.slice(10), first.cache);
     expect(compareLogits(await onnxLogits(model, tokens), [...first.logits, ...second.logits]).maxAbsDiff).toBeLessThanOrEqual(TOLERANCE);
+  });
+});
+
+describe("fp32 ONNX export of Gemma3ForConditionalGeneration's text tower (gemma-3-4b-it's config: linear RoPE x8 on global layers)", () => {
+  test(`onnxruntime logits match the reference (max abs <= ${TOLERANCE}); genai_config names the text model type`, async () => {
+    const spec = { modelType: "gemma3", hidden: 128, layers: 7, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 16, dtype: "BF16" } as const;
+    const source = join(out, "gemma3-wrapper-hf");
+    const tensors = syntheticTensors(spec).map((t) => ({ ...t, name: gemma3WrapperTensorName(t.name) }));
+    gemma3VisionTensors((name, shape, data) => tensors.push({ name, shape, data, dtype: "BF16" }), (count, mean) => new Float32Array(count).fill(mean));
+    writeHfFolder(source, gemma3WrapperConfig(spec), tensors);
+    const { report, model } = await exportModel(source, "gemma3-wrapper-fp32", 32);
+    for (const tokens of prompts) {
+      const cmp = compareLogits(referenceLogits(source, tokens), await onnxLogits(model, tokens));
+      console.log(`[onnx] gemma3 wrapper fp32, ${tokens.length} tokens: max |onnx - reference| = ${cmp.maxAbsDiff.toExponential(2)}`);
+      expect(cmp.maxAbsDiff).toBeLessThanOrEqual(TOLERANCE);
+      expect(cmp.top1Agreement).toBe(1);
+    }
+    const genai = JSON.parse(readFileSync(join(report.output, "genai_config.json"), "utf8")) as { model: { type: string } };
+    expect(genai.model.type).toBe("gemma3_text");
   });
 });
 

@@ -49,10 +49,20 @@ const MAX_HEADS = 4096;
 const MAX_WIDTH = 1 << 24;
 
 export class ConfigReader {
+  /**
+   * A multimodal model's text_config overrides the top level, as llama.cpp's converter merges
+   * them; `defaults` (the text config class's, see Architecture.configDefaults) fill what both leave out.
+   */
+  readonly config: HfConfig;
+
   constructor(
-    readonly config: HfConfig,
-    private readonly file: string,
-  ) {}
+    config: HfConfig,
+    readonly file: string,
+    defaults: HfConfig = {},
+  ) {
+    const text = config["text_config"];
+    this.config = typeof text === "object" && text !== null && !Array.isArray(text) ? { ...config, ...defaults, ...(text as HfConfig) } : { ...defaults, ...config };
+  }
 
   /** The first of `keys` that is present, as llama.cpp's find_hparam does. */
   optionalNumber(keys: readonly string[]): number | undefined {
@@ -100,8 +110,7 @@ export class ConfigReader {
     return typeof value === "object" && value !== null && !Array.isArray(value) ? (value as HfConfig) : undefined;
   }
 
-  /** `tieWordEmbeddings` is transformers' default for the architecture when config.json omits the key. */
-  decoderHparams(defaults: { tieWordEmbeddings?: boolean | undefined } = {}): DecoderHparams {
+  decoderHparams(): DecoderHparams {
     const hiddenSize = this.integer(["hidden_size", "n_embd", "dim"], MAX_WIDTH);
     const heads = this.integer(["num_attention_heads", "n_head", "n_heads"], MAX_HEADS);
     const explicitHeadDim = this.optionalNumber(["head_dim"]);
@@ -121,13 +130,18 @@ export class ConfigReader {
       ropeScaling: this.ropeScaling(hiddenSize, heads),
       rmsNormEps: this.number(["rms_norm_eps", "norm_eps"]),
       vocabSize: this.integer(["vocab_size"]),
-      tieWordEmbeddings: this.boolean("tie_word_embeddings", defaults.tieWordEmbeddings ?? false),
+      tieWordEmbeddings: this.boolean("tie_word_embeddings", false),
     };
   }
 
-  /** transformers >= 4.56 writes `rope_parameters`; older configs `rope_scaling`. */
-  private ropeParameters(): HfConfig | undefined {
-    return this.object("rope_parameters") ?? this.object("rope_scaling");
+  /**
+   * transformers >= 4.56 writes `rope_parameters`; older configs `rope_scaling`. Models with
+   * per-layer-type RoPE (Gemma 3) nest them; the global layers' are the model's, as llama.cpp's converter reads them.
+   */
+  ropeParameters(): HfConfig | undefined {
+    const rope = this.object("rope_parameters") ?? this.object("rope_scaling");
+    const full = rope?.["full_attention"];
+    return typeof full === "object" && full !== null && !Array.isArray(full) ? (full as HfConfig) : rope;
   }
 
   /** int(partial_rotary_factor * hidden_size) // heads, as conversion/phi.py writes rope.dimension_count. */

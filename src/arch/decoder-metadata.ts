@@ -40,11 +40,15 @@ export function* decoderMetadata(arch: Architecture, hparams: DecoderHparams, fe
     yield [key("rope.scaling.attn_factor"), f32(scaling.attnFactor)];
   }
   // llama.cpp's names for the muP multipliers (LLM_KV_ATTENTION_SCALE, EMBEDDING_SCALE, RESIDUAL_SCALE, LOGIT_SCALE).
+  if (!features.multipliersImplied) yield* multiplierKeys(key, features);
+  if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
+}
+
+function* multiplierKeys(key: (name: string) => string, features: DecoderFeatures): Iterable<[string, GgufValue]> {
   if (features.attentionScale !== undefined) yield [key("attention.scale"), f32(features.attentionScale)];
   if (features.embeddingScale !== undefined) yield [key("embedding_scale"), f32(features.embeddingScale)];
   if (features.residualScale !== undefined) yield [key("residual_scale"), f32(features.residualScale)];
   if (features.logitDivisor !== undefined) yield [key("logit_scale"), f32(features.logitDivisor)];
-  if (arch.extraMetadata) yield* arch.extraMetadata(hparams, config);
 }
 
 /** KV heads of each layer: none in the blocks a hybrid architecture gives no attention. */
@@ -58,8 +62,8 @@ export function withoutAttentionless(arch: Architecture, config: ConfigReader, k
   return kvHeads.map((n, block) => (!roles || roles(block).includes("attn_k") ? n : 0));
 }
 
-/** The shared hyperparameters with the architecture's corrections. */
+/** The shared hyperparameters with the architecture's corrections; `config` carries arch.configDefaults. */
 export function architectureHparams(arch: Architecture, config: ConfigReader): DecoderHparams {
-  const hparams = config.decoderHparams({ tieWordEmbeddings: arch.tieWordEmbeddingsDefault });
+  const hparams = config.decoderHparams();
   return arch.hparams?.(hparams, config) ?? hparams;
 }

@@ -1,6 +1,7 @@
 import { UserError } from "../errors.js";
 import { ConfigReader, type HfConfig } from "./config.js";
 import { bitnet } from "./bitnet.js";
+import { gemma3 } from "./gemma3.js";
 import { granite } from "./granite.js";
 import { withoutAttentionless } from "./decoder-metadata.js";
 import { lfm2 } from "./lfm2.js";
@@ -14,7 +15,7 @@ import { smollm3 } from "./smollm3.js";
 import type { Architecture, LlamaCppGraphTraits, OutputFormat } from "./types.js";
 import { unsupportedArchitectureMessage } from "./unsupported.js";
 
-export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, lfm2, phi3];
+export const ARCHITECTURES: readonly Architecture[] = [llama, qwen2, qwen3, bitnet, minicpm, granite, smollm3, lfm2, phi3, gemma3];
 
 export function supportedHfArchitectures(format?: OutputFormat): string[] {
   return ARCHITECTURES.filter((arch) => format === undefined || arch.formats.includes(format)).flatMap((arch) => arch.hfArchitectures);
@@ -60,7 +61,7 @@ export function architectureByGgufName(name: string, file: string): Architecture
 export function kvHeadsOfLayers(config: HfConfig, configFile: string, kvHeads: readonly number[]): number[] {
   const declared = config["architectures"];
   const architecture = Array.isArray(declared) ? ARCHITECTURES.find((arch) => arch.hfArchitectures.includes(String(declared[0]))) : undefined;
-  return architecture ? withoutAttentionless(architecture, new ConfigReader(config, configFile), kvHeads) : [...kvHeads];
+  return architecture ? withoutAttentionless(architecture, new ConfigReader(config, configFile, architecture.configDefaults), kvHeads) : [...kvHeads];
 }
 
 /** What fit's memory model needs to know of llama.cpp's graph for a GGUF's `general.architecture`. */

@@ -9,7 +9,6 @@ import type { LlamaCppGraphTraits } from "./types.js";
 export const FOREIGN_GRAPH_TRAITS: Readonly<Record<string, LlamaCppGraphTraits>> = {
   gemma: { embeddingScale: true },
   gemma2: { swaPeriod: 2, defaultWindow: 4096, embeddingScale: true, attnSoftcapKey: "attn_logit_softcapping" },
-  gemma3: { swaPeriod: 6, embeddingScale: true },
   gemma3n: { embeddingScale: true },
   "gemma-embedding": { embeddingScale: true },
   cohere2: { swaPeriod: 4 },

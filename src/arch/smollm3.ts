@@ -35,7 +35,8 @@ export const smollm3: Architecture = {
   formats: ["gguf", "onnx", "mlx"],
   tensors: DECODER_ROLES,
   interleaveRopeRows: true,
-  tieWordEmbeddingsDefault: true,
+  // transformers' SmolLM3Config defaults tie_word_embeddings to true.
+  configDefaults: { tie_word_embeddings: true },
   features: (config, hparams) => ({ ...PLAIN_DECODER, nopeLayers: nopeLayers(config, hparams.layers) }),
   generatedTensors: llama3RopeFactors,
   checkConfig: (config) => {

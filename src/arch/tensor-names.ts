@@ -29,6 +29,9 @@ export const TENSOR_ROLES = {
   // Fused projections (Phi-3): q, k, v rows stacked; gate rows then up rows, kept fused as llama.cpp's converter keeps them.
   attn_qkv: { gguf: "blk.{bid}.attn_qkv", hf: ["model.layers.{bid}.self_attn.qkv_proj"], kind: "linear" },
   ffn_gate_up: { gguf: "blk.{bid}.ffn_up", hf: ["model.layers.{bid}.mlp.gate_up_proj"], kind: "linear" },
+  // Sandwich norms (gguf-py ATTN_POST_NORM, FFN_POST_NORM): on each sub-layer's output before the residual add.
+  attn_post_norm: { gguf: "blk.{bid}.post_attention_norm", hf: ["model.layers.{bid}.post_attention_layernorm"], kind: "norm" },
+  ffn_post_norm: { gguf: "blk.{bid}.post_ffw_norm", hf: ["model.layers.{bid}.post_feedforward_layernorm"], kind: "norm" },
 } as const satisfies Record<string, { gguf: string; hf: readonly string[]; kind: RoleKind }>;
 
 /**
@@ -114,6 +117,12 @@ export function hfModule(naming: TensorNaming, role: TensorRole, block?: number)
 /** The Hugging Face tensor name of a role's weight or bias. */
 export function hfTensorName(naming: TensorNaming, role: TensorRole, block?: number, suffix: "weight" | "bias" = "weight"): string {
   return `${hfModule(naming, role, block)}.${suffix}`;
+}
+
+/** The name of a role's tensor the checkpoint has (a role may have several Hugging Face names), else the first. */
+export function presentHfTensorName(naming: TensorNaming, role: TensorRole, has: (hfName: string) => boolean, block?: number, suffix: "weight" | "bias" = "weight"): string {
+  const names = hfPatterns(naming, role).map((pattern) => `${block === undefined ? pattern : pattern.replace("{bid}", String(block))}.${suffix}`);
+  return names.find(has) ?? names[0]!;
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { GgufValue } from "../writers/gguf/metadata.js";
-import type { ConfigReader, DecoderHparams } from "./config.js";
+import type { ConfigReader, DecoderHparams, HfConfig } from "./config.js";
 import type { TensorNaming, TensorRole } from "./tensor-names.js";
 
 /** The formats edgequant writes; each architecture declares which of them it supports. */
@@ -30,6 +30,14 @@ export interface DecoderFeatures {
   readonly residualScale?: number;
   readonly attentionScale?: number;
   readonly logitDivisor?: number;
+  /** The multipliers above are fixed by the architecture: llama.cpp's graph applies them, no GGUF key carries them (Gemma). */
+  readonly multipliersImplied?: boolean;
+  /** RMSNorm weights act as (normWeightOffset + w): Gemma stores w - 1. */
+  readonly normWeightOffset?: number;
+  /** The FFN gate's activation; SiLU unless set. */
+  readonly ffnActivation?: "silu" | "gelu_tanh";
+  /** Sliding-window layers: which ones, how many positions each sees (its own included), and their RoPE base (unscaled). */
+  readonly slidingWindow?: { readonly window: number; readonly layers: readonly boolean[]; readonly ropeTheta: number };
   /** Layers (0-based) whose attention applies no RoPE (SmolLM3's NoPE layers). */
   readonly nopeLayers?: readonly number[];
 }
@@ -88,10 +96,16 @@ export interface Architecture extends TensorNaming {
   readonly unsupportedBecause?: Partial<Readonly<Record<OutputFormat, string>>>;
   /** Tensor roles the checkpoint may contain (see tensor-names.ts). */
   readonly tensors: readonly TensorRole[];
+  /**
+   * transformers' config class defaults for keys config.json leaves out (Gemma 3's multimodal
+   * configs name only a few text keys; SmolLM3 ties embeddings by default); llama.cpp's converter
+   * sees them through AutoConfig. Every ConfigReader of a checkpoint is built with them.
+   */
+  readonly configDefaults?: HfConfig;
+  /** Checkpoint tensors no output needs (a multimodal wrapper's vision tower, when only its text tower converts). */
+  readonly ignoredHfTensors?: readonly RegExp[];
   /** Roles whose bias every checkpoint carries (mlx-lm's model class declares it unconditionally). */
   readonly requiredBiases?: readonly TensorRole[];
-  /** transformers' tie_word_embeddings default when config.json omits the key (false unless declared). */
-  readonly tieWordEmbeddingsDefault?: boolean;
   /**
    * HF stores Q/K rows for rotate-half RoPE; llama.cpp's "normal" RoPE for this
    * architecture wants each head's two halves interleaved.
@@ -111,6 +125,11 @@ export interface Architecture extends TensorNaming {
   /** Whether llama.cpp classes the model as 70B, which gives attn_v more bits in k-quant mixtures. */
   readonly is70B?: (shape: { layers: number; heads: number; kvHeads: number }) => boolean;
   readonly llamaCppGraph?: LlamaCppGraphTraits;
+  /**
+   * Values llama.cpp's converter changes before writing (Gemma's norms compute x * (1 + w), and
+   * the converter stores 1 + w). The GGUF planner applies them; other formats decide for themselves.
+   */
+  readonly ggufValueTransforms?: readonly ValueTransform[];
   readonly mlx?: MlxTraits;
   /**
    * Hybrid models: the roles block `block` holds (LFM2's convolution blocks have no attention
@@ -119,6 +138,12 @@ export interface Architecture extends TensorNaming {
   readonly blockRoles?: (config: ConfigReader) => (block: number) => readonly TensorRole[];
   /** Corrects the shared hyperparameters from this architecture's own keys (LFM2's feed-forward width). */
   readonly hparams?: (hparams: DecoderHparams, config: ConfigReader) => DecoderHparams;
+}
+
+/** `add` added to every value of the roles' weights, in float32 after decoding, as the converter's torch does. */
+export interface ValueTransform {
+  readonly roles: readonly TensorRole[];
+  readonly add: number;
 }
 
 /** The decoder features of a plain Llama block. */

@@ -7,8 +7,9 @@
 import { open, readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
 import { resolveArchitectureFor } from "../arch/index.js";
-import { hfTensorName, isIgnoredTensor, roleKind, tensorNameMapper } from "../arch/tensor-names.js";
+import { isIgnoredTensor, presentHfTensorName, roleKind, tensorNameMapper } from "../arch/tensor-names.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, type OnnxBits } from "../options.js";
@@ -106,8 +107,8 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   const checkpoint = await openCheckpoint(options.source);
   try {
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
-    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
-    const hparams = reader.decoderHparams({ tieWordEmbeddings: architecture.tieWordEmbeddingsDefault });
+    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
+    const hparams = architectureHparams(architecture, reader);
     checkHparamsAgainstTensors(checkpoint, architecture, hparams);
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);
@@ -144,8 +145,9 @@ async function writeModel(
 ): Promise<Pick<OnnxReport, "initializers" | "weightBytes" | "weights" | "warnings">> {
   const sources = new Map<string, SourceTensor>();
   for (const tensor of checkpoint.tensors.values()) sources.set(tensor.name, tensor.file.sourceTensor(tensor));
-  const embedding = sources.get(hfTensorName(architecture, "token_embd"));
-  const tied = !sources.has(hfTensorName(architecture, "output"));
+  const has = (name: string) => sources.has(name);
+  const embedding = sources.get(presentHfTensorName(architecture, "token_embd", has));
+  const tied = !sources.has(presentHfTensorName(architecture, "output", has));
   const totalBytes = [...sources.values()].reduce((sum, t) => sum + t.byteLength, 0) + (tied ? (embedding?.byteLength ?? 0) : 0);
   const { bits } = settings;
   const keptFloat: FloatStorage = bits === 32 || (bits !== 16 && embedding?.dtype === "F32") ? "F32" : "F16";
@@ -212,7 +214,7 @@ async function writeSideFiles(checkpoint: Checkpoint, hparams: DecoderHparams, s
 function checkTensorNames(names: readonly string[], architecture: Architecture, h: DecoderHparams, directory: string): void {
   const mapName = tensorNameMapper(architecture);
   const unknown = names.filter((name) => {
-    if (isIgnoredTensor(name)) return false;
+    if (isIgnoredTensor(name) || architecture.ignoredHfTensors?.some((pattern) => pattern.test(name))) return false;
     const mapped = mapName(name);
     if (!mapped || (mapped.block !== undefined && mapped.block >= h.layers)) return true;
     return mapped.suffix === "bias" && roleKind(mapped.role) !== "linear";

@@ -4,7 +4,9 @@
  */
 import { existsSync, readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import { kvHeadsOfLayers } from "../arch/index.js";
+import { ConfigReader, type HfConfig } from "../arch/config.js";
+import { architectureHparams } from "../arch/decoder-metadata.js";
+import { ARCHITECTURES, kvHeadsOfLayers } from "../arch/index.js";
 import { isOutputTensor } from "../arch/tensor-names.js";
 import { UserError } from "../errors.js";
 import { readJson } from "../readers/checkpoint.js";
@@ -14,6 +16,28 @@ import { estimateParameters } from "./onnx-artifact.js";
 
 export function isModelFolder(folder: string): boolean {
   return existsSync(join(folder, "config.json")) && readdirSync(folder).some((f) => f.endsWith(".safetensors"));
+}
+
+/**
+ * mlx-lm gives the layers an architecture declares sliding a RotatingKVCache of the window
+ * (mlx_lm/models/gemma3_text.py make_cache); its llama, qwen2 and qwen3 keep a full cache even when
+ * the config names a window, and those architectures declare none.
+ */
+function mlxSlidingWindow(config: HfConfig, file: string, nLayer: number): { slidingWindow: number; swaLayers: boolean[] } {
+  const none = { slidingWindow: 0, swaLayers: Array.from({ length: nLayer }, () => false) };
+  const name = (config["architectures"] as unknown[] | undefined)?.[0];
+  const architecture = ARCHITECTURES.find((arch) => arch.formats.includes("mlx") && arch.hfArchitectures.includes(name as string));
+  if (!architecture) return none;
+  const reader = new ConfigReader(config, file, architecture.configDefaults);
+  let window;
+  try {
+    window = architecture.features(reader, architectureHparams(architecture, reader)).slidingWindow;
+  } catch (error) {
+    // fit reads what it can of a config; converting it is where missing keys are refused
+    if (error instanceof UserError) return none;
+    throw error;
+  }
+  return window ? { slidingWindow: window.window, swaLayers: [...window.layers] } : none;
 }
 
 export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
@@ -64,9 +88,7 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
       headDimV: headDim,
       nFf: Array.from({ length: nLayer }, () => nFf),
       contextLength: Number(text["max_position_embeddings"] ?? 2048),
-      // mlx-lm's models (llama, qwen2, qwen3) keep a full KV cache even when the config names a window
-      slidingWindow: 0,
-      swaLayers: Array.from({ length: nLayer }, () => false),
+      ...mlxSlidingWindow(config, join(folder, "config.json"), nLayer),
       tiedEmbeddings: tied,
     },
     tensors,

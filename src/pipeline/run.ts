@@ -145,11 +145,11 @@ async function checkDevices(recipe: Recipe, fit: FitRequest, step: FitStep): Pro
 async function checkSource(configFile: string, outputs: readonly RecipeOutput[]): Promise<void> {
   const config = (await readJson(configFile)) as HfConfig;
   if (typeof config !== "object" || config === null || Array.isArray(config)) throw new UserError("expected a JSON object", { file: configFile });
-  const reader = new ConfigReader(config, configFile);
   for (const output of outputs) {
     try {
       const kind = kindOf(output);
-      await kind.checkSource?.(resolveArchitectureFor(kind.format, config, configFile), reader, configFile);
+      const architecture = resolveArchitectureFor(kind.format, config, configFile);
+      await kind.checkSource?.(architecture, new ConfigReader(config, configFile, architecture.configDefaults), configFile);
     } catch (error) {
       if (error instanceof UserError) throw new UserError(`${output.where} (${kindOf(output).describe(output)}): ${error.message}`);
       throw error;

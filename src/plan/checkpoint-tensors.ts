@@ -22,11 +22,11 @@ function listed(names: readonly string[]): string {
 export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Architecture, skip?: (name: string) => boolean): MappedTensor[] {
   const mapName = tensorNameMapper(architecture);
   // Hybrids: a block holds only its kind's roles (an attention tensor in a convolution block would not load).
-  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults));
   const mapped: MappedTensor[] = [];
   const unmapped: string[] = [];
   for (const tensor of checkpoint.tensors.values()) {
-    if (isIgnoredTensor(tensor.name) || skip?.(tensor.name)) continue;
+    if (isIgnoredTensor(tensor.name) || skip?.(tensor.name) || architecture.ignoredHfTensors?.some((pattern) => pattern.test(tensor.name))) continue;
     const name = mapName(tensor.name);
     if (name && (name.block === undefined || !blockRoles || blockRoles(name.block).includes(name.role))) mapped.push({ tensor, name });
     else unmapped.push(tensor.name);
@@ -41,7 +41,7 @@ export function mapCheckpointTensors(checkpoint: Checkpoint, architecture: Archi
  * The output projection may be absent: the runtimes then reuse the token embedding (tied).
  */
 export function checkRequiredTensors(checkpoint: Checkpoint, architecture: Architecture, layers: number, neededBy?: string): void {
-  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile));
+  const blockRoles = architecture.blockRoles?.(new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults));
   const missing = missingHfTensors(architecture, layers, (name) => checkpoint.tensors.has(name), blockRoles);
   if (missing.length > 0) throw new UserError(`checkpoint is missing tensors${neededBy ? ` ${neededBy} needs` : ""}: ${listed(missing)}`, { file: checkpoint.directory });
 }

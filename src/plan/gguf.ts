@@ -17,7 +17,7 @@ import { str, u32, type GgufMetadata } from "../writers/gguf/metadata.js";
 
 /** Where an output tensor's values come from. */
 export type TensorOrigin =
-  | { kind: "source"; tensor: SourceTensor; ropeHeads?: number }
+  | { kind: "source"; tensor: SourceTensor; ropeHeads?: number; add?: number }
   | { kind: "generated"; values: Float32Array };
 
 export interface PlannedTensor {
@@ -54,7 +54,7 @@ type Candidate = Omit<PlannedTensor, "type">;
  * and the model metadata for a safetensors checkpoint, before any data is read.
  */
 export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Architecture, scheme: Scheme, modelName: string): GgufPlan & { hparams: DecoderHparams } {
-  const config = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  const config = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
   const hparams = architectureHparams(architecture, config);
   checkHparamsAgainstTensors(checkpoint, architecture, hparams);
   architecture.checkConfig?.(config);
@@ -71,8 +71,10 @@ export function planFromCheckpoint(checkpoint: Checkpoint, architecture: Archite
           ? absmeanTernarySource(tensor.file.sourceTensor(tensor))
           : tensor.file.sourceTensor(tensor);
     const ropeHeads = !architecture.interleaveRopeRows ? undefined : mapped.role === "attn_q" ? hparams.heads : mapped.role === "attn_k" ? hparams.kvHeads : undefined;
+    const add = mapped.suffix === "weight" ? architecture.ggufValueTransforms?.find((t) => t.roles.includes(mapped.role))?.add : undefined;
+    const origin: TensorOrigin = { kind: "source", tensor: source, ...(ropeHeads === undefined ? {} : { ropeHeads }), ...(add === undefined ? {} : { add }) };
     const shape = roleKind(mapped.role) === "conv" ? ggufConvShape(source.shape) : source.shape;
-    return { name: mapped.gguf, shape, origin: ropeHeads === undefined ? { kind: "source", tensor: source } : { kind: "source", tensor: source, ropeHeads } };
+    return { name: mapped.gguf, shape, origin };
   });
   checkRequiredTensors(checkpoint, architecture, hparams.layers);
   for (const generated of architecture.generatedTensors?.(hparams) ?? []) {

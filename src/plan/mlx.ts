@@ -23,7 +23,7 @@
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { architectureHparams } from "../arch/decoder-metadata.js";
 import type { Architecture } from "../arch/types.js";
-import { hfTensorName, isBlockLinear, mlxConvShape, roleKind, type TensorRole } from "../arch/tensor-names.js";
+import { isBlockLinear, mlxConvShape, presentHfTensorName, roleKind, type TensorRole } from "../arch/tensor-names.js";
 import { checkHparamsAgainstTensors, checkRequiredTensors, mapCheckpointTensors } from "./checkpoint-tensors.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
@@ -130,7 +130,7 @@ interface PlannedSource {
 }
 
 export function planMlx(checkpoint: Checkpoint, architecture: Architecture, options: MlxPlanOptions): MlxPlan {
-  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile);
+  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
   const hparams = architectureHparams(architecture, reader);
   checkHparamsAgainstTensors(checkpoint, architecture, hparams);
   architecture.mlx?.checkConfig?.(reader);
@@ -158,7 +158,7 @@ export function planMlx(checkpoint: Checkpoint, architecture: Architecture, opti
     bits: options.bits === 1.58 ? 2 : options.mixed ? MIXED_RECIPES[options.mixed].low : options.bits,
     mode: "affine",
   };
-  const embeddingDtype = checkpoint.tensors.get(hfTensorName(architecture, "token_embd"))?.dtype;
+  const embeddingDtype = checkpoint.tensors.get(presentHfTensorName(architecture, "token_embd", (name) => checkpoint.tensors.has(name)))?.dtype;
   const units: MlxUnit[] = [];
   for (const planned of sources.sort(unitOrder)) {
     const { source, role, suffix } = planned;
@@ -225,8 +225,10 @@ function plannedSources(checkpoint: Checkpoint, architecture: Architecture, bitL
  * architecture's mlx-lm model computes its tied path differently: then it is the embedding, untied.
  */
 function outputLayer(checkpoint: Checkpoint, architecture: Architecture, planned: PlannedSource[], decisions: MlxDecision[], configUpdates: Record<string, unknown>): PlannedSource[] {
-  const outputName = hfTensorName(architecture, "output");
-  const embeddingName = hfTensorName(architecture, "token_embd");
+  // A role may have several names (a multimodal wrapper's text tower): the checkpoint's own.
+  const has = (name: string) => checkpoint.tensors.has(name);
+  const outputName = presentHfTensorName(architecture, "output", has);
+  const embeddingName = presentHfTensorName(architecture, "token_embd", has);
   const embeddingModule = embeddingName.replace(/\.weight$/, "");
   const hasLmHead = checkpoint.tensors.has(outputName);
   const tieFlag = checkpoint.config["tie_word_embeddings"];

@@ -47,12 +47,14 @@ export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats,
     return;
   }
   const source = origin.tensor;
-  const chunks = sourceChunks(source, origin.ropeHeads);
+  // Shifted values are float32, or F16 for F16 sources (see `shifted`).
+  const dtype: FloatDtype = origin.add === undefined || source.dtype === "F16" ? source.dtype : "F32";
+  const chunks = origin.add === undefined ? sourceChunks(source, origin.ropeHeads) : shifted(sourceChunks(source, origin.ropeHeads), source.dtype, origin.add);
   if (floatOutput) {
     for await (const raw of chunks) {
-      const nonFinite = countNonFinite(raw, source.dtype);
+      const nonFinite = countNonFinite(raw, dtype);
       stats.nonFiniteInSource += nonFinite;
-      const encoded = convertFloats(raw, source.dtype, floatOutput);
+      const encoded = convertFloats(raw, dtype, floatOutput);
       if (encoded !== raw) stats.overflowed += countNonFinite(encoded, floatOutput) - nonFinite;
       yield encoded;
     }
@@ -63,8 +65,8 @@ export async function* encodeTensor(tensor: PlannedTensor, stats: EncodingStats,
   const ternaryGuard = TERNARY_TYPES.has(tensor.type) && !options.allowLossyTernary ? new TernaryGuard(tensor) : undefined;
   let inFlight: Promise<Uint8Array> | undefined;
   for await (const raw of chunks) {
-    stats.nonFiniteInSource += countNonFinite(raw, source.dtype);
-    const values = decodeFloats(raw, source.dtype);
+    stats.nonFiniteInSource += countNonFinite(raw, dtype);
+    const values = decodeFloats(raw, dtype);
     ternaryGuard?.check(values, rowLength);
     const next = quantize(tensor.type, values, rowLength);
     if (inFlight) yield await inFlight;
@@ -107,6 +109,18 @@ class TernaryGuard {
 function quantizer(pool: KernelPool | undefined): KernelPool["quantizeRows"] {
   if (!pool) throw new Error("internal: block quantization needs a kernel pool");
   return (type, values, rowLength) => pool.quantizeRows(type, values, rowLength);
+}
+
+/**
+ * Adds `add` to every value as llama.cpp's converter does in torch: BF16 is widened to float32
+ * first, F16 stays F16 (the sum is rounded back to F16). Chunks come out in float32, or F16 for F16.
+ */
+async function* shifted(chunks: AsyncGenerator<Uint8Array>, dtype: FloatDtype, add: number): AsyncGenerator<Uint8Array> {
+  for await (const raw of chunks) {
+    const values = decodeFloats(raw, dtype);
+    for (let i = 0; i < values.length; i++) values[i] = values[i]! + add;
+    yield dtype === "F16" ? encodeFloats(values, "F16") : encodeFloats(values, "F32");
+  }
 }
 
 /** The tensor's raw bytes in row chunks; RoPE-interleaved tensors (Q/K, a few MB) are read whole. */

@@ -266,10 +266,10 @@ function vocabModel(ggufPath: string): Promise<LlamaModel> {
  * is added and special-token text such as "<s>" is tokenized as plain text.
  * The vocab-only model is cached per path (reloaded if the file changes).
  */
-export async function llamaCppTokenize(ggufPath: string, text: string): Promise<number[]> {
+export async function llamaCppTokenize(ggufPath: string, text: string, parseSpecial = false): Promise<number[]> {
   const model = await vocabModel(ggufPath);
-  // specialTokens = false -> parse_special = false; node-llama-cpp never adds BOS/EOS here.
-  return Array.from(model.tokenize(text, false));
+  // specialTokens -> parse_special (false unless asked); node-llama-cpp never adds BOS/EOS here.
+  return Array.from(model.tokenize(text, parseSpecial));
 }
 
 /** Disposes every cached model and the shared llama.cpp instance. */

@@ -42,6 +42,8 @@ const SPECS: Record<string, SyntheticSpec> = {
   // Fused qkv/gate_up (one MatMul + Split), LongRoPE short factors with the attention factor; Phi-4-mini adds partial rotary and GQA.
   "phi3.5": { modelType: "phi3.5", hidden: 128, layers: 2, heads: 4, kvHeads: 4, headDim: 32, intermediate: 256, vocab: 4096, seed: 18, dtype: "BF16" },
   "phi4-mini": { modelType: "phi4-mini", hidden: 128, layers: 2, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 16, dtype: "BF16" },
+  // Seven layers: the sixth global, the others sliding over a 16-token window the prompts exceed.
+  gemma3: { modelType: "gemma3", hidden: 128, layers: 7, heads: 4, kvHeads: 2, headDim: 32, intermediate: 256, vocab: 4096, seed: 15, dtype: "BF16" },
 };
 
 const root = tempDir("edgequant-onnx-synthetic-");

@@ -16,6 +16,7 @@
 
 import { existsSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
+import { GEMMA3_MODEL_TYPES, gemma3ReferenceLogits } from "./reference-gemma3.js";
 import { longRopeTables, type RopeTables } from "./reference-longrope.js";
 import { splitRows } from "./reference-phi3.js";
 import { smollm3Options } from "./reference-smollm3.js";
@@ -585,10 +586,12 @@ function cachedModel(modelDir: string): ReferenceModel {
  */
 export function referenceLogits(modelDir: string, tokens: number[]): Float32Array[] {
   if (tokens.length === 0) return [];
+  const config = JSON.parse(readFileSync(join(modelDir, "config.json"), "utf8")) as Config;
+  if (GEMMA3_MODEL_TYPES.has(config["model_type"] as string)) return gemma3ReferenceLogits(modelDir, config, tokens);
   return forward(cachedModel(modelDir), tokens);
 }
 
 /** The model_type values the oracle understands. */
 export function referenceModelTypes(): string[] {
-  return Object.keys(ARCHITECTURES);
+  return [...Object.keys(ARCHITECTURES), ...GEMMA3_MODEL_TYPES];
 }

@@ -11,9 +11,10 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { smollm3Config } from "./synthetic-smollm3.js";
 import { writeSafetensors, type FloatTensorToWrite, type SafetensorsDtype, type TensorToWrite } from "./safetensors.js";
+import { gemma3Config, gemma3Tensors } from "./synthetic-gemma3.js";
 import { fusePhi3Projections, miniCpm4Config, phi35Config, phi4MiniConfig, ternariseLinears } from "./synthetic-phi3.js";
 
-export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4";
+export type SyntheticModelType = "llama" | "qwen2" | "qwen3" | "bitnet" | "minicpm" | "granite" | "smollm3" | "phi3.5" | "phi4-mini" | "minicpm4" | "bitcpm4" | "gemma3";
 
 export interface SyntheticSpec {
   modelType: SyntheticModelType;
@@ -50,6 +51,7 @@ const ARCHITECTURE_NAME: Record<SyntheticModelType, string> = {
   "phi4-mini": "Phi3ForCausalLM",
   minicpm4: "MiniCPMForCausalLM",
   bitcpm4: "MiniCPMForCausalLM",
+  gemma3: "Gemma3ForCausalLM",
 };
 
 const TORCH_DTYPE: Record<SafetensorsDtype, string> = { F32: "float32", BF16: "bfloat16", F16: "float16" };
@@ -116,7 +118,7 @@ function validate(spec: SyntheticSpec): void {
 
 /** BitNet has no separate lm_head (llama.cpp's bitnet graph reuses the embedding); SmolLM3 ties by default. */
 function tiedEmbeddings(spec: SyntheticSpec): boolean {
-  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3" || spec.modelType === "phi4-mini");
+  return spec.tieEmbeddings ?? (spec.modelType === "bitnet" || spec.modelType === "smollm3" || spec.modelType === "phi4-mini" || spec.modelType === "gemma3");
 }
 
 /** config.json contents with the keys transformers writes for the given architecture. */
@@ -169,6 +171,8 @@ export function syntheticConfig(spec: SyntheticSpec): Record<string, unknown> {
     case "minicpm4":
     case "bitcpm4":
       return miniCpm4Config(spec, common);
+    case "gemma3":
+      return gemma3Config(spec, common);
   }
 }
 
@@ -217,6 +221,10 @@ export function syntheticTensors(spec: SyntheticSpec): FloatTensorToWrite[] {
   const matrix = (name: string, out: number, inp: number, gain: number): void => add(name, [out, inp], g.fill(out * inp, 0, gain / Math.sqrt(inp)));
   const norm = (name: string, width: number): void => add(name, [width], g.fill(width, 1, 0.1));
   const bias = (name: string, width: number): void => add(name, [width], g.fill(width, 0, 0.1));
+  if (spec.modelType === "gemma3") {
+    gemma3Tensors(spec, add, (count, mean, std) => g.fill(count, mean, std));
+    return tensors;
+  }
 
   // When tied, the embedding doubles as lm_head, so scale it for ~3-sigma logits; otherwise unit scale.
   add("model.embed_tokens.weight", [vocab, hidden], g.fill(vocab * hidden, 0, tied ? 3 / Math.sqrt(hidden) : 1));

@@ -68,10 +68,16 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
 
   let x = await weights.embedding(inputs.inputIds);
   if (src.features.embeddingScale !== undefined) x = g.op("Mul", "/model/embedding_scale/Mul", [x, g.float(src.features.embeddingScale)]);
-  const rotary = await rotaryInputs(src, g, inputs.totalLength);
-  for (let i = 0; i < h.layers; i++) x = await decoderLayer(src, g, weights, x, i, { ...inputs, rotary });
+  const rotary = await rotaryInputs(src, g, inputs.totalLength, h, "");
+  // Sliding-window layers have their own RoPE base, unscaled.
+  const window = src.features.slidingWindow;
+  const localRotary = window ? await rotaryInputs(src, g, inputs.totalLength, { ...h, ropeTheta: window.ropeTheta, ropeScaling: { kind: "none" } }, "_local") : rotary;
+  for (let i = 0; i < h.layers; i++) {
+    const sliding = window?.layers[i] === true;
+    x = await decoderLayer(src, g, weights, x, i, { ...inputs, rotary: sliding ? localRotary : rotary, window: sliding ? window.window : undefined });
+  }
 
-  let finalNorm = weights.rmsNorm(x, await weights.vector("output_norm", undefined, h.hiddenSize), "output_norm");
+  let finalNorm = weights.rmsNorm(x, await normWeight(src, g, weights, "output_norm", undefined, h.hiddenSize), "output_norm");
   if (src.features.logitDivisor !== undefined) finalNorm = g.op("Div", "/model/logit_scale/Div", [finalNorm, g.float(src.features.logitDivisor)]);
   const hasOutput = src.tensor(weights.name("output")) !== undefined;
   if (!hasOutput && !h.tieWordEmbeddings) throw new UserError(`checkpoint has no '${weights.name("output")}' and config.json does not set tie_word_embeddings`);
@@ -85,18 +91,18 @@ export async function buildDecoder(src: DecoderSource): Promise<DecoderGraph> {
  * RotaryEmbedding's cos/sin caches. With LongRoPE both tables are stored and, per run, the first
  * total_sequence_length rows of the long one are used when that length exceeds the original
  * context, else the short one's: transformers' choice (seq_len > original_max_position_embeddings).
+ * `h` and `suffix` give sliding-window layers their own caches (their own RoPE base).
  */
-async function rotaryInputs(src: DecoderSource, g: GraphBuilder, totalLength: string): Promise<{ cos: string; sin: string }> {
-  const h = src.hparams;
+async function rotaryInputs(src: DecoderSource, g: GraphBuilder, totalLength: string, h: DecoderHparams, suffix: string): Promise<{ cos: string; sin: string }> {
   const caches = rotaryCaches(h);
   const shape = [h.contextLength, h.ropeDim / 2];
   const store = async (name: string, values: Float32Array) => g.initializer(await writeComputed(src.writer, name, shape, values));
-  const cos = await store("cos_cache", caches.short.cos);
-  const sin = await store("sin_cache", caches.short.sin);
+  const cos = await store(`cos_cache${suffix}`, caches.short.cos);
+  const sin = await store(`sin_cache${suffix}`, caches.short.sin);
   if (!caches.long) return { cos, sin };
-  const n = "/model/rotary_emb";
-  const longCos = await store("cos_cache_long", caches.long.table.cos);
-  const longSin = await store("sin_cache_long", caches.long.table.sin);
+  const n = `/model/rotary_emb${suffix}`;
+  const longCos = await store(`cos_cache_long${suffix}`, caches.long.table.cos);
+  const longSin = await store(`sin_cache_long${suffix}`, caches.long.table.sin);
   const useLong = g.op("Greater", `${n}/use_long`, [totalLength, g.op("Cast", `${n}/original_context`, [g.int64([caches.long.originalContext], true)], { to: ElementType.INT32 })]);
   const end = g.op("Unsqueeze", `${n}/end`, [g.op("Cast", `${n}/total_i64`, [totalLength], { to: ElementType.INT64 }), g.int64([0])]);
   const rows = (table: string, label: string) => g.op("Slice", `${n}/${label}/Slice`, [table, g.int64([0]), end, g.int64([0])]);
@@ -138,6 +144,31 @@ interface LayerInputs {
   readonly seqlensK: string;
   readonly totalLength: string;
   readonly rotary: { readonly cos: string; readonly sin: string };
+  /** Positions a sliding-window layer sees, its own included. */
+  readonly window: number | undefined;
+}
+
+/** A norm's weight as the model multiplies by it: (offset + w) when the architecture stores w - offset. */
+async function normWeight(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, role: TensorRole, i: number | undefined, width: number): Promise<string> {
+  const weight = await weights.vector(role, i, width);
+  const offset = src.features.normWeightOffset;
+  return offset === undefined ? weight : g.op("Add", `${weights.node(role, i)}/weight_offset/Add`, [weight, g.float(offset)]);
+}
+
+/** The FFN gate's activation: SiLU, or GELU's tanh approximation (transformers' gelu_pytorch_tanh). */
+function activation(src: DecoderSource, g: GraphBuilder, x: string, n: string): string {
+  if (src.features.ffnActivation !== "gelu_tanh") return g.op("Mul", `${n}/mlp/act_fn/Mul`, [x, g.op("Sigmoid", `${n}/mlp/act_fn/Sigmoid`, [x])]);
+  const cube = g.op("Mul", `${n}/mlp/act_fn/Mul_cube`, [x, g.op("Mul", `${n}/mlp/act_fn/Mul_square`, [x, x])]);
+  const inner = g.op("Add", `${n}/mlp/act_fn/Add_inner`, [x, g.op("Mul", `${n}/mlp/act_fn/Mul_coef`, [cube, g.float(0.044715)])]);
+  const tanh = g.op("Tanh", `${n}/mlp/act_fn/Tanh`, [g.op("Mul", `${n}/mlp/act_fn/Mul_sqrt_2_pi`, [inner, g.float(Math.sqrt(2 / Math.PI))])]);
+  const half = g.op("Mul", `${n}/mlp/act_fn/Mul_half`, [x, g.float(0.5)]);
+  return g.op("Mul", `${n}/mlp/act_fn/Mul`, [half, g.op("Add", `${n}/mlp/act_fn/Add_one`, [tanh, g.float(1)])]);
+}
+
+/** Architectures with norms on each sub-layer's output (Gemma's sandwich norms) declare these roles. */
+async function postNorm(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, role: TensorRole, i: number): Promise<string> {
+  if (!src.architecture.tensors.includes(role)) return x;
+  return weights.rmsNorm(x, await normWeight(src, g, weights, role, i, src.hparams.hiddenSize), role, i);
 }
 
 async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, input: string, i: number, inputs: LayerInputs): Promise<string> {
@@ -147,11 +178,11 @@ async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWe
     const scaled = src.features.residualScale === undefined ? branch : g.op("Mul", `${n}/${label}_scale/Mul`, [branch, g.float(src.features.residualScale)]);
     return g.op("Add", `${n}/${label}_residual/Add`, [x, scaled]);
   };
-  const normed = weights.rmsNorm(input, await weights.vector("attn_norm", i, hiddenSize), "attn_norm", i);
+  const normed = weights.rmsNorm(input, await normWeight(src, g, weights, "attn_norm", i, hiddenSize), "attn_norm", i);
   let [q, k, v] = await attentionProjections(src, g, weights, normed, i);
   if (src.features.qkNorm) {
-    q = await perHeadNorm(g, weights, q, "attn_q_norm", i, headDim);
-    k = await perHeadNorm(g, weights, k, "attn_k_norm", i, headDim);
+    q = await perHeadNorm(src, g, weights, q, "attn_q_norm", i, headDim);
+    k = await perHeadNorm(src, g, weights, k, "attn_k_norm", i, headDim);
   }
   // Partial rotary (partial_rotary_factor): only the first rope_dim dimensions of each head turn.
   const partial: Record<string, number> = ropeDim < headDim ? { rotary_embedding_dim: ropeDim } : {};
@@ -163,23 +194,27 @@ async function decoderLayer(src: DecoderSource, g: GraphBuilder, weights: OnnxWe
   const pastValue = g.input(`past_key_values.${i}.value`, F, ["batch_size", kvHeads, "past_sequence_length", headDim]);
   const [attended] = g.node("GroupQueryAttention", `${n}/attn/GroupQueryAttention`, [q, k, v, pastKey, pastValue, inputs.seqlensK, inputs.totalLength], {
     outputs: [`${n}/attn/GroupQueryAttention/output_0`, `present.${i}.key`, `present.${i}.value`],
-    attributes: { num_heads: heads, kv_num_heads: kvHeads, scale: { float: src.features.attentionScale ?? 1 / Math.sqrt(headDim) } },
+    attributes: {
+      num_heads: heads, kv_num_heads: kvHeads, scale: { float: src.features.attentionScale ?? 1 / Math.sqrt(headDim) },
+      // Positions seen, the current one included, as transformers' sliding_window (measured against the oracle).
+      ...(inputs.window === undefined ? {} : { local_window_size: inputs.window }),
+    },
     domain: MS_DOMAIN,
   });
   g.output(`present.${i}.key`, F, ["batch_size", kvHeads, "total_sequence_length", headDim]);
   g.output(`present.${i}.value`, F, ["batch_size", kvHeads, "total_sequence_length", headDim]);
-  const x = residual(input, await weights.linear(attended!, "attn_output", i, heads * headDim, hiddenSize), "attn");
+  const attnOut = await weights.linear(attended!, "attn_output", i, heads * headDim, hiddenSize);
+  const x = residual(input, await postNorm(src, g, weights, attnOut, "attn_post_norm", i), "attn");
 
-  const normed2 = weights.rmsNorm(x, await weights.vector("ffn_norm", i, hiddenSize), "ffn_norm", i);
+  const normed2 = weights.rmsNorm(x, await normWeight(src, g, weights, "ffn_norm", i, hiddenSize), "ffn_norm", i);
   const [gate, up] = await gateAndUp(src, g, weights, normed2, i);
-  const silu = g.op("Mul", `${n}/mlp/act_fn/Mul`, [gate, g.op("Sigmoid", `${n}/mlp/act_fn/Sigmoid`, [gate])]);
-  const down = await weights.linear(g.op("Mul", `${n}/mlp/Mul`, [silu, up]), "ffn_down", i, intermediateSize, hiddenSize);
-  return residual(x, down, "mlp");
+  const down = await weights.linear(g.op("Mul", `${n}/mlp/Mul`, [activation(src, g, gate, n), up]), "ffn_down", i, intermediateSize, hiddenSize);
+  return residual(x, await postNorm(src, g, weights, down, "ffn_post_norm", i), "mlp");
 }
 
 /** RMSNorm over head_dim for each head (Qwen3's q_norm / k_norm), before RoPE. */
-async function perHeadNorm(g: GraphBuilder, weights: OnnxWeights, x: string, role: TensorRole, i: number, headDim: number): Promise<string> {
-  const weight = await weights.vector(role, i, headDim);
+async function perHeadNorm(src: DecoderSource, g: GraphBuilder, weights: OnnxWeights, x: string, role: TensorRole, i: number, headDim: number): Promise<string> {
+  const weight = await normWeight(src, g, weights, role, i, headDim);
   const perHead = g.op("Reshape", `${weights.node(role, i)}/Reshape`, [x, g.int64([0, 0, -1, headDim])]);
   return g.op("Reshape", `${weights.node(role, i)}/Reshape_1`, [weights.rmsNorm(perHead, weight, role, i), g.int64([0, 0, -1])]);
 }

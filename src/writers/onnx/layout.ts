@@ -62,6 +62,11 @@ function firstId(value: unknown): number | undefined {
 }
 
 /** genai_config.json as onnxruntime-genai's model builder writes it for a decoder-only model. */
+function textModelType(config: Record<string, unknown>): unknown {
+  const text = config["text_config"];
+  return (typeof text === "object" && text !== null ? (text as Record<string, unknown>)["model_type"] : undefined) ?? config["model_type"];
+}
+
 export function genaiConfig(h: DecoderHparams, modelFile: string, config: Record<string, unknown>, generation: Record<string, unknown> | undefined) {
   const eos = generation?.["eos_token_id"] ?? config["eos_token_id"] ?? 2;
   const bos = firstId(generation?.["bos_token_id"] ?? config["bos_token_id"]) ?? 1;
@@ -89,8 +94,9 @@ export function genaiConfig(h: DecoderHparams, modelFile: string, config: Record
       },
       eos_token_id: eos,
       pad_token_id: pad,
-      // onnxruntime-genai names model types as transformers' model_type does.
-      type: config["model_type"],
+      // onnxruntime-genai names model types as transformers' model_type does; a multimodal
+      // wrapper's export is its text tower (Gemma 3: gemma3_text).
+      type: textModelType(config),
       vocab_size: h.vocabSize,
     },
     search: {

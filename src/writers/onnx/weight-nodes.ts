@@ -1,4 +1,4 @@
-import { hfModule, hfTensorName, type TensorRole } from "../../arch/tensor-names.js";
+import { hfModule, presentHfTensorName, type TensorRole } from "../../arch/tensor-names.js";
 import { UserError } from "../../errors.js";
 import type { WeightEncoding } from "../../plan/onnx.js";
 import type { SourceTensor } from "../../readers/source-tensor.js";
@@ -28,9 +28,9 @@ export class OnnxWeights {
     private readonly g: GraphBuilder,
   ) {}
 
-  /** The Hugging Face tensor name of a role's weight (or bias). */
+  /** The Hugging Face tensor name of a role's weight (or bias), under whichever of its names the checkpoint uses. */
   name(role: TensorRole, block?: number, suffix: "weight" | "bias" = "weight"): string {
-    return hfTensorName(this.src.architecture, role, block, suffix);
+    return presentHfTensorName(this.src.architecture, role, (name) => this.src.tensor(name) !== undefined, block, suffix);
   }
 
   /** Node names follow the Hugging Face module path, as onnxruntime-genai's builder names them. */
