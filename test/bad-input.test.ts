@@ -144,7 +144,7 @@ describe("an output location that cannot take the file leaves nothing behind", (
     expect(existsSync(output)).toBe(false);
   });
 
-  it("full disk: the write fails midway, the message says so, and neither output nor temp file remains", () => {
+  it("full disk, for every format: the write fails midway, the message names the output, and neither output nor temp file remains", () => {
     const full = join(tempDir(), "full");
     mkdirSync(full);
     let limited: { dir: string; prefix?: string };
@@ -157,11 +157,15 @@ describe("an output location that cannot take the file leaves nothing behind", (
       limited = { dir: full, prefix: "ulimit -f 1024;" };
     }
     try {
-      const output = join(limited.dir, "model.gguf");
-      const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "f32", "-o", output, "--no-progress"], { shellPrefix: limited.prefix });
-      expect(result.stderr).toMatch(/model\.gguf: cannot write output: (no space left on the device|file too large for the file system); nothing was written/);
-      expect(result.code).toBe(2);
-      expect(listFiles(limited.dir)).toEqual([]);
+      // Every format names the destination the user gave, never its hidden temporary.
+      for (const [format, name, flags] of [["gguf", "model.gguf", ["--scheme", "f32"]], ["onnx", "model-onnx", ["--bits", "32"]], ["mlx", "model-mlx", ["--bits", "8"]]] as const) {
+        const output = join(limited.dir, name);
+        const result = runCli(["convert", TINY_LLAMA, "--to", format, ...flags, "-o", output, "--no-progress"], { shellPrefix: limited.prefix });
+        expect(result.stderr).toContain(`error: ${output}: cannot write output: `);
+        expect(result.stderr).toMatch(/cannot write output: (no space left on the device|file too large for the file system); nothing was written/);
+        expect(result.code).toBe(2);
+        expect(listFiles(limited.dir)).toEqual([]);
+      }
     } finally {
       if (!limited.prefix) execFileSync("umount", [full]);
     }

@@ -55,3 +55,11 @@ describe("config.json sizes that do not fit the tensors or any real model are re
     for (const text of messages) expect(text).toContain("config.json");
   });
 });
+
+describe("a context too long for ONNX's cos/sin tables is refused before the export starts", () => {
+  it("max_position_embeddings 2^31 - 1: exit 2 with the key named, in well under a second", async () => {
+    const folder = withConfig({ max_position_embeddings: 2 ** 31 - 1 });
+    const output = join(dir, "long-context");
+    await expect(convertToOnnx({ source: folder, output, bits: 32 })).rejects.toThrow(/config\.json: max_position_embeddings 2147483647 would make each ONNX cos\/sin table 128\.0 GiB/);
+  });
+});

@@ -4,7 +4,6 @@ import type { ConversionProgress } from "./gguf.js";
 import { UserError } from "../errors.js";
 import { openCheckpoint } from "../readers/checkpoint.js";
 import type { FloatDtype } from "../readers/dtypes.js";
-import { writeAtomically } from "../writers/atomic-file.js";
 import { MLX_BITS, MLX_GROUP_SIZES, type MlxGroupSize } from "../writers/mlx/affine.js";
 import { encodeUnit } from "../writers/mlx/encode.js";
 import { checkDestination, StagingFolder } from "../writers/staging-folder.js";
@@ -124,7 +123,7 @@ async function writeShards(shards: readonly Shard[], staging: StagingFolder, opt
   let reportedBytes = 0;
   for (const shard of shards) {
     const layout = shardLayout(shard.units);
-    await writeAtomically(staging.file(shard.file), async (handle) => {
+    await staging.writeFile(shard.file, async (handle) => {
       await handle.write(layout.prefix, 0, layout.prefix.length, 0);
       for (const unit of shard.units) {
         // A unit found not to be ternary is encoded twice; progress never goes back or past the unit.

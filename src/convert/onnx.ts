@@ -4,7 +4,7 @@
  * into the external data file; the ModelProto itself holds only the graph and pointers into
  * that file. See src/writers/onnx/README.md.
  */
-import { open, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { basename, join, resolve } from "node:path";
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";
 import { architectureHparams } from "../arch/decoder-metadata.js";
@@ -13,6 +13,7 @@ import { isIgnoredTensor, presentHfTensorName, roleKind, tensorNameMapper } from
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { ACCURACY_LEVELS, ONNX_BITS, ONNX_GROUP_SIZES, type OnnxBits } from "../options.js";
+import { checkRotaryTables } from "../writers/onnx/rotary.js";
 import { checkHparamsAgainstTensors } from "../plan/checkpoint-tensors.js";
 import { OnnxWeightPlan } from "../plan/onnx.js";
 import { openCheckpoint, readOptionalJson, type Checkpoint } from "../readers/checkpoint.js";
@@ -110,6 +111,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
     const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
     const hparams = architectureHparams(architecture, reader);
     checkHparamsAgainstTensors(checkpoint, architecture, hparams);
+    checkRotaryTables(hparams, checkpoint.configFile);
     checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
     const names = onnxFileNames(settings.layout, settings.bits);
     const staging = await StagingFolder.create(output);
@@ -156,12 +158,9 @@ async function writeModel(
   let doneBytes = 0;
 
   await staging.mkdir(names.folder);
-  const handle = await open(staging.file(names.dataPath), "w");
-  let built;
-  let writer: ExternalDataWriter;
-  try {
-    writer = new ExternalDataWriter(handle, names.dataName);
-    built = await buildDecoder({
+  const { built, weightBytes } = await staging.writeFile(names.dataPath, async (handle) => {
+    const writer = new ExternalDataWriter(handle, names.dataName);
+    const decoder = await buildDecoder({
       architecture, hparams, features: architecture.features(reader, hparams), plan, stats, writer,
       tensor: (name) => sources.get(name),
       accuracyLevel: settings.accuracyLevel,
@@ -170,14 +169,12 @@ async function writeModel(
         options.onProgress?.({ tensor: name, doneBytes, totalBytes });
       },
     });
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
+    return { built: decoder, weightBytes: writer.bytes };
+  });
   const doc = `${basename(checkpoint.directory)} (${architecture.gguf}) converted by edgequant: ${bits}-bit${settings.quantized ? `, block ${settings.groupSize}` : ""}`;
   const model = built.graph.model(architecture.gguf, doc, { "edgequant.bits": String(bits), ...(settings.quantized ? { "edgequant.group_size": String(settings.groupSize) } : {}) });
   await staging.writeBytes(names.modelPath, encodeModel(model));
-  return { initializers: model.graph!.initializer!.length, weightBytes: writer.bytes, weights: Object.fromEntries(built.encodings), warnings: onnxWarnings(stats, plan) };
+  return { initializers: model.graph!.initializer!.length, weightBytes, weights: Object.fromEntries(built.encodings), warnings: onnxWarnings(stats, plan) };
 }
 
 function onnxWarnings(stats: ValueStats, plan: OnnxWeightPlan): string[] {

@@ -42,7 +42,7 @@ export async function writeAtomically<T>(path: string, write: (handle: FileHandl
   }
 }
 
-function isErrno(error: unknown): error is NodeJS.ErrnoException {
+export function isErrno(error: unknown): error is NodeJS.ErrnoException {
   return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string";
 }
 
@@ -57,7 +57,8 @@ const OUTPUT_PROBLEMS: Record<string, string> = {
   EISDIR: "the output path is a directory",
 };
 
-function outputError(cause: NodeJS.ErrnoException, path: string): UserError {
+/** A write that failed, said of the output the user named (not of a hidden temporary). */
+export function outputError(cause: NodeJS.ErrnoException, path: string): UserError {
   const problem = OUTPUT_PROBLEMS[cause.code ?? ""] ?? cause.message;
   return new UserError(`cannot write output: ${problem}; nothing was written`, { file: path });
 }

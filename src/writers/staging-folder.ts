@@ -5,10 +5,10 @@
  */
 
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
-import { mkdir, readFile, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
-import { writeAtomically } from "./atomic-file.js";
+import { isErrno, outputError } from "./atomic-file.js";
 import { partialPath, removeStalePartials } from "./partial-files.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
@@ -66,12 +66,30 @@ export class StagingFolder {
     await mkdir(this.file(name), { recursive: true });
   }
 
+  /**
+   * Writes one file of the folder. The folder itself is renamed into place only when complete, so
+   * the file needs no temporary of its own; a failed write is reported as the destination's.
+   */
+  async writeFile<T>(name: string, write: (handle: FileHandle) => Promise<T>): Promise<T> {
+    const fail = (cause: unknown): never => {
+      throw isErrno(cause) ? outputError(cause, this.destination) : cause;
+    };
+    const handle = await open(this.file(name), "w").catch(fail);
+    try {
+      const result = await write(handle).catch(fail);
+      await handle.sync().catch(fail);
+      return result;
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
+
   async writeBytes(name: string, bytes: Uint8Array): Promise<void> {
-    await writeAtomically(this.file(name), (handle) => handle.writeFile(bytes));
+    await this.writeFile(name, (handle) => handle.writeFile(bytes));
   }
 
   async writeText(name: string, text: string): Promise<void> {
-    await writeAtomically(this.file(name), (handle) => handle.writeFile(text, "utf8"));
+    await this.writeFile(name, (handle) => handle.writeFile(text, "utf8"));
   }
 
   /** Copies the tokenizer files and generation config of `source` that exist; returns their names. */
@@ -83,7 +101,7 @@ export class StagingFolder {
     for (const name of names.sort()) {
       if (!(await stat(join(source, name))).isFile()) continue;
       const bytes = await readFile(join(source, name));
-      await writeAtomically(this.file(name), (handle) => handle.writeFile(bytes));
+      await this.writeFile(name, (handle) => handle.writeFile(bytes));
       copied.push(name);
     }
     return copied;

@@ -16,6 +16,25 @@ export interface RotaryCaches {
   readonly long?: { readonly table: RotaryTable; readonly originalContext: number };
 }
 
+/** One cos or sin table holds context x rope_dim/2 floats; beyond this it is a config error, not a model. */
+const MAX_TABLE_FLOATS = 2 ** 27;
+
+/**
+ * Refuses, before any work, a context whose cos/sin tables (sized by max_position_embeddings, as
+ * onnxruntime-genai's builder sizes them) could not be held: 2^27 floats per table covers a 1M
+ * context at rope_dim 256.
+ */
+export function checkRotaryTables(h: DecoderHparams, configFile: string): void {
+  const floats = h.contextLength * (h.ropeDim / 2);
+  if (floats > MAX_TABLE_FLOATS) {
+    throw new UserError(
+      `max_position_embeddings ${h.contextLength} would make each ONNX cos/sin table ${(floats * 4 / 2 ** 30).toFixed(1)} GiB; ` +
+        "set it in config.json to the longest context the model is to run",
+      { file: configFile },
+    );
+  }
+}
+
 export function rotaryCaches(h: DecoderHparams): RotaryCaches {
   const s = h.ropeScaling;
   if (s.kind !== "longrope") return { short: table(h, inverseFrequencies(h.ropeTheta, h.ropeDim, s), 1) };
