@@ -33,7 +33,9 @@ export const bitnet: Architecture = {
   },
   // mlx_lm/models/bitnet.py: BitLinear projections (lines 48-51, 107-109), relu² gate (line 114),
   // and the sub-norms under the names of microsoft/bitnet-b1.58-2B-4T (lines 60, 111).
-  // quantization_config: see src/plan/mlx-bitlinear.ts for why "autobitlinear", offline.
+  // Its BitLinear layers are built with invert_weight_scales False, and bitnet_quantize replaces only
+  // nn.Linear modules (line 19), of which a tied BitNet has none; so the config below (transformers'
+  // AutoBitLinear, which also multiplies by weight_scale, offline) never inverts a projection.
   mlx: {
     bitLinear: { quantizationConfig: { quant_method: "bitnet", linear_class: "autobitlinear", quantization_mode: "offline" } },
     names: { attn_sub_norm: "model.layers.{bid}.self_attn.attn_sub_norm", ffn_sub_norm: "model.layers.{bid}.mlp.ffn_sub_norm" },

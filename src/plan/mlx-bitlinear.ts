@@ -1,18 +1,14 @@
 /**
- * BitNet b1.58 in mlx-lm's layout (mlx_lm/models/bitnet.py, bitlinear_layers.py; ml-explore/mlx-lm d78bf58):
- *  - every decoder linear layer is a BitLinear (bitnet.py:48-51, 107-109): `X.weight` uint8
- *    [out / 4, in], where byte [r, c] holds the codes of rows r, r + out/4, r + 2 out/4, r + 3 out/4
- *    at bits 0-1, 2-3, 4-5, 6-7 and code - 1 is the trit (the kernel, bitlinear_layers.py:59-64, 76),
- *    and `X.weight_scale` [1] in the activations' dtype (line 129-130);
- *  - the output of the matmul is multiplied by weight_scale: bitnet.py constructs its BitLinear
- *    layers with invert_weight_scales False (bitlinear_layers.py:102, 74), and bitnet_quantize
- *    only replaces nn.Linear modules (line 19), i.e. an untied lm_head, so `linear_class` never
- *    inverts a projection. We write weight_scale = s, the tensor's one ternary magnitude, so that
- *    trit * weight_scale is the ternary weight exactly;
- *  - config.json has no `quantization` (load_model would take the affine path, utils.py:391)
- *    but the architecture's `quantization_config`: quant_method "bitnet" (utils.py:398), offline, "autobitlinear"
- *    (transformers' AutoBitLinear also multiplies by weight_scale). BitNet checkpoints are tied
- *    (the architecture has no output layer), so bitnet_quantize finds no nn.Linear to replace.
+ * mlx-lm's BitLinear layout (mlx_lm/models/bitlinear_layers.py; ml-explore/mlx-lm d78bf58), for
+ * architectures whose file declares `mlx.bitLinear` (why each one does is said there):
+ *  - `X.weight` uint8 [out / 4, in], where byte [r, c] holds the codes of rows r, r + out/4,
+ *    r + 2 out/4, r + 3 out/4 at bits 0-1, 2-3, 4-5, 6-7, and code - 1 is the trit (the kernel,
+ *    bitlinear_layers.py:59-64, 76);
+ *  - `X.weight_scale` [1] in the activations' dtype, multiplying the matmul's output when the
+ *    layer is built with invert_weight_scales False (bitlinear_layers.py:74, 102). We write
+ *    weight_scale = s, the tensor's one ternary magnitude, so trit * weight_scale is exact;
+ *  - config.json carries the architecture's `quantization_config` instead of a `quantization`
+ *    block (load_model would take the affine path then, utils.py:391, 398).
  */
 
 import { UserError } from "../errors.js";

@@ -17,7 +17,7 @@
  *    otherwise each tensor keeps its own dtype.
  *  - Tied embeddings: no output-layer tensor; the (quantized) embedding doubles as
  *    the output layer, as the models' sanitize() drops it (unless `mlx.untieOutput`).
- *  - BitLinear architectures (`mlx.bitLinear`, BitNet): see ./mlx-bitlinear.ts.
+ *  - BitLinear architectures (`mlx.bitLinear`): see ./mlx-bitlinear.ts.
  */
 
 import { ConfigReader, type DecoderHparams } from "../arch/config.js";

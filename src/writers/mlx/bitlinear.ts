@@ -1,5 +1,5 @@
 /**
- * Encodes a BitNet linear weight as mlx-lm's BitLinear stores it (layout: ../../plan/mlx-bitlinear.ts):
+ * Encodes a ternary linear weight as mlx-lm's BitLinear stores it (layout: ../../plan/mlx-bitlinear.ts):
  * the ternary values, cast to the model's float dtype, become codes trit + 1 packed four to a byte
  * along the output dimension (row r of out rows at bits 2 * floor(r / (out / 4)) of packed row
  * r mod out / 4), and their one magnitude s the weight_scale. Rows are read a chunk at a time; the
@@ -29,7 +29,7 @@ export async function encodeBitLinear(unit: MlxUnit, context: EncodeContext): Pr
     nonFiniteInSource += countNonFinite(raw, source.dtype);
     const values = decodeFloats(convertFloats(raw, source.dtype, dtype), dtype);
     if (!scan.check(values)) {
-      throw new UserError(`a BitNet linear weight must be ternary (0 or ±s) once ternarised, but it holds ${scan.offender}${scan.scale === undefined ? "" : ` besides 0 and ±${scan.scale}`}`, {
+      throw new UserError(`a BitLinear weight must be ternary (0 or ±s) once ternarised, but it holds ${scan.offender}${scan.scale === undefined ? "" : ` besides 0 and ±${scan.scale}`}`, {
         file: source.file,
         tensor: source.name,
       });
