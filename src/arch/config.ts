@@ -46,7 +46,7 @@ export interface DecoderHparams {
 /** Far beyond any real model (the largest have ~130 layers, 128 heads, widths of ~50k): larger values are typos or attacks. */
 const MAX_LAYERS = 4096;
 const MAX_HEADS = 4096;
-const MAX_WIDTH = 1 << 24;
+export const MAX_WIDTH = 1 << 24;
 
 export class ConfigReader {
   /**

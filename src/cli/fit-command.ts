@@ -77,7 +77,7 @@ function parseContext(text: string): number {
 
 async function listDevices(devicesFile: string | undefined): Promise<string> {
   const catalogue = await loadCatalogue(devicesFile);
-  const idWidth = Math.max(...catalogue.devices.map((d) => d.id.length), 2);
+  const idWidth = catalogue.devices.reduce((widest, d) => Math.max(widest, d.id.length), 2);
   const lines = [`${"id".padEnd(idWidth)}  ${"memory".padStart(9)}  ${"budget".padStart(9)}  runtimes`];
   for (const d of catalogue.devices) {
     const budget = deviceBudget(d);
@@ -106,8 +106,8 @@ function formatTable(manifest: FitManifest, config: KvConfig): string {
       const device = manifest.devices.find((d) => d.id === r.device)!;
       return `${device.id} (${formatBytes(r.rows?.[0]?.pools.find((p) => p.pool === r.rows?.[0]?.bindingPool)?.budget ?? device.memory.available)})`;
     };
-    const labelWidth = Math.max(...results.map((r) => deviceLabel(r).length), 6);
-    const runtimeWidth = Math.max(...results.map((r) => (r.runtime ?? "-").length), 7);
+    const labelWidth = results.reduce((widest, r) => Math.max(widest, deviceLabel(r).length), 6);
+    const runtimeWidth = results.reduce((widest, r) => Math.max(widest, (r.runtime ?? "-").length), 7);
     const header = [
       "device".padEnd(labelWidth),
       "runtime".padEnd(runtimeWidth),

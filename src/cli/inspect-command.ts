@@ -50,7 +50,7 @@ function formatReport(report: InspectReport): string {
     if (key === "config") continue;
     lines.push(`  ${key} = ${typeof value === "string" && value.length > 80 ? `${value.slice(0, 77)}...` : JSON.stringify(value)}`);
   }
-  const nameWidth = Math.max(...report.tensors.map((t) => t.name.length), 4);
+  const nameWidth = report.tensors.reduce((widest, t) => Math.max(widest, t.name.length), 4);
   lines.push("", `  ${"name".padEnd(nameWidth)}  ${"type".padEnd(6)}  ${"shape".padEnd(16)}  size`);
   for (const t of report.tensors) {
     lines.push(`  ${t.name.padEnd(nameWidth)}  ${t.type.padEnd(6)}  ${`[${t.shape.join(", ")}]`.padEnd(16)}  ${formatBytes(t.bytes)}`);
@@ -61,7 +61,7 @@ function formatReport(report: InspectReport): string {
 }
 
 function formatStats(stats: readonly TensorError[]): string {
-  const nameWidth = Math.max(...stats.map((t) => t.name.length), 4);
+  const nameWidth = stats.reduce((widest, t) => Math.max(widest, t.name.length), 4);
   const lines = [`  ${"name".padEnd(nameWidth)}  ${"type".padEnd(6)}  ${"rmse".padStart(10)}  ${"max |err|".padStart(10)}  ${"rel. rmse".padStart(9)}`];
   for (const t of stats) {
     lines.push(`  ${t.name.padEnd(nameWidth)}  ${t.type.padEnd(6)}  ${t.rmse.toExponential(3).padStart(10)}  ${t.maxAbsError.toExponential(3).padStart(10)}  ${(100 * t.relativeRmse).toFixed(2).padStart(8)}%`);

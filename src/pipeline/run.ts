@@ -4,7 +4,7 @@
  * then manifest.json. Everything the recipe says is checked before the first
  * byte is written.
  */
-import { existsSync, lstatSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import { join, resolve, sep } from "node:path";
 import { ConfigReader, type HfConfig } from "../arch/config.js";
@@ -181,7 +181,14 @@ function destinationOf(outDir: string, output: RecipeOutput): string {
       } catch {
         break; // nothing further exists yet
       }
-      if (isLink && !isInside(root, realpathSync(current))) {
+      if (!isLink) continue;
+      let target: string;
+      try {
+        target = realpathSync(current);
+      } catch {
+        throw new UserError(`${output.where}: '${output.path}' goes through a symlink to nothing (${current} -> ${readlinkSync(current)}); remove it or choose another path`, { file: outDir });
+      }
+      if (!isInside(root, target)) {
         throw new UserError(`${output.where}: '${output.path}' goes through a symlink that points outside the output folder (${current})`, { file: outDir });
       }
     }

@@ -1,5 +1,5 @@
 import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
-import { ConfigReader } from "../arch/config.js";
+import { ConfigReader, MAX_WIDTH } from "../arch/config.js";
 import type { DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
@@ -61,6 +61,7 @@ export function checkHparamsAgainstTensors(checkpoint: Checkpoint, architecture:
   for (const tensor of checkpoint.tensors.values()) {
     const mapped = mapName(tensor.name);
     if (!mapped) continue;
+    checkRowLength(tensor);
     if (mapped.block !== undefined) blocks = Math.max(blocks, mapped.block + 1);
     // Packed ternary weights (U8) hold four values per byte along a dimension: their shape is not the layer's.
     if (mapped.suffix === "weight" && tensor.dtype !== "U8" && !shapes.has(`${mapped.role}.${mapped.block ?? ""}`)) shapes.set(`${mapped.role}.${mapped.block ?? ""}`, tensor.shape);
@@ -78,5 +79,36 @@ export function checkHparamsAgainstTensors(checkpoint: Checkpoint, architecture:
       const shape = shapes.get(`${role}.${block}`);
       if (shape && shape[0] !== rows) fail(`${what} x head_dim ${headDim} = ${rows} rows, but block ${block}'s ${role} has ${shape[0]}`);
     }
+  }
+  // After the config's own sizes, so a config that is wrong is named as such first.
+  for (const tensor of checkpoint.tensors.values()) {
+    const mapped = mapName(tensor.name);
+    if (mapped) checkRoleShape(tensor, mapped, hparams);
+  }
+}
+
+/** Roles every architecture shapes the same way (safetensors order: rows first). */
+const SHAPE_BY_ROLE: Readonly<Record<string, (h: DecoderHparams) => readonly number[]>> = {
+  output: (h) => [h.vocabSize, h.hiddenSize],
+  output_norm: (h) => [h.hiddenSize],
+  attn_norm: (h) => [h.hiddenSize],
+  ffn_norm: (h) => [h.hiddenSize],
+};
+
+function tensorError(tensor: CheckpointTensor, problem: string): UserError {
+  return new UserError(problem, { file: tensor.file.path, tensor: tensor.name });
+}
+
+/** A tensor's rows are read whole: a header claiming a row longer than any layer is refused before anything is sized by it. */
+function checkRowLength(tensor: CheckpointTensor): void {
+  const row = tensor.shape[tensor.shape.length - 1] ?? 1;
+  if (row > MAX_WIDTH) throw tensorError(tensor, `its rows of ${row} values are longer than any layer's (at most ${MAX_WIDTH}); the header's shape [${tensor.shape.join(", ")}] is wrong`);
+}
+
+/** The roles with one shape in every architecture must have it (llama.cpp would refuse to load the model otherwise). */
+function checkRoleShape(tensor: CheckpointTensor, mapped: MappedName, hparams: DecoderHparams): void {
+  const expected = tensor.dtype === "U8" || mapped.suffix !== "weight" ? undefined : SHAPE_BY_ROLE[mapped.role]?.(hparams);
+  if (expected && (expected.length !== tensor.shape.length || expected.some((d, i) => d !== tensor.shape[i]))) {
+    throw tensorError(tensor, `expected shape [${expected.join(", ")}] (from config.json), found [${tensor.shape.join(", ")}]`);
   }
 }

@@ -2,6 +2,7 @@ import { checkRegularFile } from "./regular-file.js";
 import { open, type FileHandle } from "node:fs/promises";
 import { resolve } from "node:path";
 import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { MAX_WIDTH } from "../arch/config.js";
 import { UserError } from "../errors.js";
 import { GgmlType, ggmlTypeName, tensorBytes } from "../quant/ggml-types.js";
 import type { GgufMetadata, GgufValue } from "../writers/gguf/metadata.js";
@@ -40,6 +41,10 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
         file: path,
         tensor: info.name,
       });
+    }
+    const row = Number(info.shape[0] ?? 1);
+    if (row > MAX_WIDTH) {
+      throw new UserError(`its rows of ${row} values are longer than any layer's (at most ${MAX_WIDTH}); the header's shape is wrong`, { file: path, tensor: info.name });
     }
     return { info, type, dtype };
   });

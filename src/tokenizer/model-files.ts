@@ -5,7 +5,7 @@ import { readFile, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "../errors.js";
 import { checkRegularFile } from "../readers/regular-file.js";
-import { checkTokenizerJsonShape } from "./tokenizer-json-shape.js";
+import { checkTokenizerConfigShape, checkTokenizerJsonShape } from "./tokenizer-json-shape.js";
 
 /** The parts of a Hugging Face tokenizer.json this module reads. */
 export interface TokenizerJson {
@@ -65,8 +65,8 @@ export async function readModelFiles(directory: string): Promise<ModelFiles> {
     directory,
     tokenizerModel: await readOptionalBytes(directory, "tokenizer.model"),
     tokenizerJson: tokenizerJsonText === undefined ? undefined : { text: tokenizerJsonText, value: parseTokenizerJson(tokenizerJsonText, join(directory, "tokenizer.json")) },
-    tokenizerConfig: await readOptionalObject(directory, "tokenizer_config.json"),
-    specialTokensMap: await readOptionalObject(directory, "special_tokens_map.json"),
+    tokenizerConfig: await readOptionalObject(directory, "tokenizer_config.json", checkTokenizerConfigShape),
+    specialTokensMap: await readOptionalObject(directory, "special_tokens_map.json", checkTokenizerConfigShape),
     config: await readOptionalObject(directory, "config.json"),
     addedTokens: await readAddedTokens(directory),
     chatTemplateJinja: await readOptionalText(directory, "chat_template.jinja"),
@@ -108,12 +108,17 @@ async function readAdditionalChatTemplates(directory: string): Promise<{ name: s
   return Promise.all(names.map(async (name) => ({ name: name.slice(0, -".jinja".length), template: await readFile(join(folder, name), "utf8") })));
 }
 
-async function readOptionalObject(directory: string, name: string): Promise<JsonObject | undefined> {
+async function readOptionalObject(
+  directory: string,
+  name: string,
+  checkShape?: (value: Record<string, unknown>, file: string) => void,
+): Promise<JsonObject | undefined> {
   const text = await readOptionalText(directory, name);
   if (text === undefined) return undefined;
   const file = join(directory, name);
   const value = parseJson(text, file);
   if (!isObject(value)) throw new UserError("expected a JSON object", { file });
+  checkShape?.(value as Record<string, unknown>, file);
   return value;
 }
 

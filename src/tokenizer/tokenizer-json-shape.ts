@@ -1,6 +1,7 @@
-// The shape of tokenizer.json, checked before any of it is used: the vocabulary, merges and added
-// tokens that edgequant reads, and the components transformers' tokenizer is built from. A file
-// that breaks it is refused with the JSON path of the first problem.
+// The shape of tokenizer.json and tokenizer_config.json / special_tokens_map.json, checked before
+// any of them is used: the vocabulary, merges, added and special tokens that edgequant reads, and
+// the components transformers' tokenizer is built from. A file that breaks it is refused with the
+// JSON path of the first problem.
 
 import { UserError } from "../errors.js";
 
@@ -97,4 +98,37 @@ export function checkTokenizerJsonShape(value: Json, file: string): void {
     }),
   );
   for (const key of ["normalizer", "pre_tokenizer", "post_processor", "decoder"]) check.optional(root[key], key, (v, p) => check.component(v, p));
+}
+
+/** The special-token names tokenizer_config.json and special_tokens_map.json may give. */
+const SPECIAL_TOKEN_KEYS = ["bos", "eos", "unk", "sep", "pad", "cls", "mask", "eot", "eom"].map((role) => `${role}_token`);
+
+/**
+ * Checks what edgequant reads of tokenizer_config.json or special_tokens_map.json: each special
+ * token is a name or an AddedToken object with a string content (anything else would name no
+ * token, or a garbage one), the add_*_token flags are booleans, and added_tokens_decoder maps
+ * token ids to AddedToken objects.
+ */
+export function checkTokenizerConfigShape(value: Record<string, Json>, file: string): void {
+  const check = new ShapeChecker(file);
+  const name = file.slice(file.lastIndexOf("/") + 1);
+  const addedToken = (token: Json, path: string) => {
+    const entry = check.object(token, path);
+    check.string(entry["content"], `${path}.content`);
+    check.optional(entry["special"], `${path}.special`, (v, p) => check.boolean(v, p));
+  };
+  for (const key of SPECIAL_TOKEN_KEYS) {
+    check.optional(value[key], `${name}.${key}`, (token, path) => {
+      if (typeof token !== "string") addedToken(token, path);
+    });
+    const flag = `add_${key}`;
+    check.optional(value[flag], `${name}.${flag}`, (v, p) => check.boolean(v, p));
+  }
+  check.optional(value["added_tokens_decoder"], `${name}.added_tokens_decoder`, (decoder, path) => {
+    for (const [id, token] of Object.entries(check.object(decoder, path))) {
+      if (!/^\d{1,10}$/.test(id)) check.fail(`${path} key`, "a token id", id);
+      check.tokenId(Number(id), `${path}[${JSON.stringify(id)}]`);
+      addedToken(token, `${path}[${JSON.stringify(id)}]`);
+    }
+  });
 }

@@ -24,9 +24,7 @@ export async function writeAtomically<T>(path: string, write: (handle: FileHandl
   const removeOnExit = () => rmSync(temporary, { force: true });
   process.once("exit", removeOnExit);
   try {
-    const result = await write(handle).catch((cause: unknown) => {
-      throw isErrno(cause) ? outputError(cause, path) : cause;
-    });
+    const result = await write(asOutput(handle, path));
     await handle.sync();
     await handle.close();
     await rename(temporary, path).catch((cause: NodeJS.ErrnoException) => {
@@ -42,8 +40,30 @@ export async function writeAtomically<T>(path: string, write: (handle: FileHandl
   }
 }
 
+/** A failed system call (ENOSPC, EACCES...), not one of Node's own ERR_* errors such as a too-large buffer. */
 export function isErrno(error: unknown): error is NodeJS.ErrnoException {
-  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string";
+  return error instanceof Error && typeof (error as NodeJS.ErrnoException).code === "string" && typeof (error as NodeJS.ErrnoException).syscall === "string";
+}
+
+/**
+ * The output file as a writer sees it: a failed call on it (a full disk, say) is the output's
+ * problem and said of `path`; whatever else the writer throws, such as an input that cannot be
+ * read while it is being converted, stays the input's.
+ */
+export function asOutput(handle: FileHandle, path: string): FileHandle {
+  return new Proxy(handle, {
+    get(target, key) {
+      const member: unknown = Reflect.get(target, key, target);
+      if (typeof member !== "function") return member;
+      return (...args: unknown[]) => {
+        const result: unknown = member.apply(target, args);
+        if (!(result instanceof Promise)) return result;
+        return result.catch((cause: unknown) => {
+          throw isErrno(cause) ? outputError(cause, path) : cause;
+        });
+      };
+    },
+  });
 }
 
 const OUTPUT_PROBLEMS: Record<string, string> = {

@@ -8,7 +8,7 @@ import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { mkdir, open, readFile, readdir, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import { UserError } from "../errors.js";
-import { isErrno, outputError } from "./atomic-file.js";
+import { asOutput, isErrno, outputError } from "./atomic-file.js";
 import { partialPath, removeStalePartials } from "./partial-files.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "../readers/side-files.js";
 
@@ -76,7 +76,7 @@ export class StagingFolder {
     };
     const handle = await open(this.file(name), "w").catch(fail);
     try {
-      const result = await write(handle).catch(fail);
+      const result = await write(asOutput(handle, this.destination));
       await handle.sync().catch(fail);
       return result;
     } finally {

@@ -2,9 +2,12 @@
 // per process: a case that hangs or grows the process past the limit is killed, counted and kept,
 // and the run goes on with the next case. Internal errors are kept with their stack.
 import { fork, type ChildProcess } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { noCounts, type ChildMessage, type ChildTask, type Counts, type Outcome } from "./outcome.js";
+import fc from "fast-check";
+import { decodeBeacon, noCounts, type Beacon, type ChildMessage, type ChildTask, type Counts, type Outcome } from "./outcome.js";
+import { FUZZ_TARGETS } from "./targets/index.js";
+import { PLANTED_TARGETS } from "./targets/planted.js";
 
 export interface FuzzOptions {
   readonly target: string;
@@ -36,13 +39,16 @@ function residentBytes(pid: number): number {
   }
 }
 
+/** Counts a failed case and keeps its input, generated again from the seed and index. */
+type KeepFailure = (outcome: Exclude<Outcome, "accepted" | "refused">, index: number, detail?: string) => void;
+
 export async function fuzz(options: FuzzOptions): Promise<FuzzResult> {
   const started = Date.now();
   const counts = noCounts();
   const failures: string[] = [];
-  const keep = (outcome: Outcome, index: number, input: unknown, detail?: string) => {
+  const keepFailure: KeepFailure = (outcome, index, detail) => {
     counts[outcome]++;
-    if (outcome === "accepted" || outcome === "refused") return;
+    const input = inputOf(options, index);
     const dir = join(options.failures, options.target);
     mkdirSync(dir, { recursive: true });
     const file = join(dir, `${outcome}-seed${options.seed}-${index}.json`);
@@ -50,13 +56,28 @@ export async function fuzz(options: FuzzOptions): Promise<FuzzResult> {
     failures.push(file);
   };
   let next = 0;
-  while (next < options.cases) next = await runChild(options, next, keep);
+  while (next < options.cases) next = await runChild(options, next, counts, keepFailure);
   return { target: options.target, counts, failures, wallMs: Date.now() - started };
 }
 
+/** The input of case `index`, generated again the way the child generated it. */
+function inputOf(options: FuzzOptions, index: number): unknown {
+  const target = [...FUZZ_TARGETS, ...PLANTED_TARGETS].find((t) => t.name === options.target)!;
+  return fc.sample(target.input, { seed: options.seed + index, numRuns: 1 })[0];
+}
+
+function readBeacon(path: string): Beacon | undefined {
+  try {
+    return decodeBeacon(readFileSync(path));
+  } catch {
+    return undefined; // not written yet
+  }
+}
+
 /** Runs cases from `from` in one child; resolves to the index to continue at. */
-function runChild(options: FuzzOptions, from: number, keep: (outcome: Outcome, index: number, input: unknown, detail?: string) => void): Promise<number> {
-  const task: ChildTask = { target: options.target, seed: options.seed, from, to: options.cases, scratch: options.scratch };
+function runChild(options: FuzzOptions, from: number, counts: Counts, keepFailure: KeepFailure): Promise<number> {
+  const beacon = join(options.scratch, `beacon-${options.target}-${from}`);
+  const task: ChildTask = { target: options.target, seed: options.seed, from, to: options.cases, scratch: options.scratch, beacon };
   const child: ChildProcess = fork(CHILD, [JSON.stringify(task)], {
     execArgv: ["--import", "tsx", `--max-old-space-size=${options.memoryMb}`],
     stdio: ["ignore", "ignore", "pipe", "ipc"],
@@ -64,34 +85,33 @@ function runChild(options: FuzzOptions, from: number, keep: (outcome: Outcome, i
   let stderr = "";
   child.stderr!.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString("utf8")).slice(-4000)));
   return new Promise((resolve) => {
-    let current: { index: number; input: unknown } | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    let verdict: Outcome | undefined;
-    const kill = (outcome: Outcome) => {
-      verdict = outcome;
+    let verdict: "timeout" | "memory" | undefined;
+    let finished = false;
+    const kill = (outcome: "timeout" | "memory") => {
+      verdict ??= outcome;
       child.kill("SIGKILL");
     };
-    const memory = setInterval(() => {
+    const watch = setInterval(() => {
       if (child.pid && residentBytes(child.pid) > options.memoryMb * 2 ** 20) kill("memory");
+      const now = readBeacon(beacon);
+      if (now && now.index < options.cases && Date.now() - now.startedAt > options.timeoutMs) kill("timeout");
     }, 50);
     child.on("message", (message: ChildMessage) => {
-      if (message.kind === "start") {
-        current = { index: message.index, input: message.input };
-        timer = setTimeout(() => kill("timeout"), options.timeoutMs);
-      } else if (message.kind === "done") {
-        clearTimeout(timer);
-        keep(message.outcome, message.index, current?.input, message.detail);
-        current = undefined;
-      }
+      if (message.kind === "internal") keepFailure("internal", message.index, message.detail);
+      else finished = true;
     });
     child.on("exit", (code, signal) => {
-      clearTimeout(timer);
-      clearInterval(memory);
-      if (!current) return resolve(options.cases);
+      clearInterval(watch);
+      const last = readBeacon(beacon);
+      rmSync(beacon, { force: true });
+      counts.accepted += last?.accepted ?? 0;
+      counts.refused += last?.refused ?? 0;
+      if (finished || (last && last.index >= options.cases)) return resolve(options.cases);
+      const current = last?.index ?? from;
       // A V8 heap limit aborts the process: that is the memory limit too.
-      const outcome = verdict ?? (signal === "SIGABRT" || code === 134 || /heap out of memory/i.test(stderr) ? "memory" : "internal");
-      keep(outcome, current.index, current.input, verdict ? undefined : `child exited (${signal ?? code}): ${stderr}`);
-      resolve(current.index + 1);
+      const outcome: Exclude<Outcome, "accepted" | "refused"> = verdict ?? (signal === "SIGABRT" || code === 134 || /heap out of memory/i.test(stderr) ? "memory" : "internal");
+      keepFailure(outcome, current, verdict ? undefined : `child exited (${signal ?? code}): ${stderr}`);
+      resolve(current + 1);
     });
   });
 }

@@ -5,6 +5,7 @@ import { hubTarget } from "./hub.js";
 import { indexTarget } from "./index-json.js";
 import { recipeTarget } from "./recipe.js";
 import { safetensorsTarget } from "./safetensors.js";
+import { sentencepieceTarget } from "./sentencepiece.js";
 import { tokenizerTarget } from "./tokenizer.js";
 
-export const FUZZ_TARGETS = [safetensorsTarget, configTarget, tokenizerTarget, indexTarget, recipeTarget, ggufTarget, hubTarget] as readonly FuzzTarget<unknown>[];
+export const FUZZ_TARGETS = [safetensorsTarget, configTarget, tokenizerTarget, sentencepieceTarget, indexTarget, recipeTarget, ggufTarget, hubTarget] as readonly FuzzTarget<unknown>[];
