@@ -2,6 +2,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { UserError } from "../src/errors.js";
+import { writeAtomically } from "../src/writers/atomic-file.js";
+import { StagingFolder } from "../src/writers/staging-folder.js";
 import { TINY_LLAMA, copyFixture, listFiles, runCli, tempDir } from "./support/cli.js";
 
 /** Builds safetensors bytes from a header given verbatim, so the header can be broken on purpose. */
@@ -169,6 +172,41 @@ describe("an output location that cannot take the file leaves nothing behind", (
     } finally {
       if (!limited.prefix) execFileSync("umount", [full]);
     }
+  });
+});
+
+describe("only the output's own failures are reported as the output's", () => {
+  // An oversized input row once surfaced as "cannot write output: The value of "size" is out of range".
+  const inputFailure = () => Object.assign(new Error("EIO: i/o error, read"), { code: "EIO", syscall: "read", errno: -5 });
+
+  it("a file: an input read failing while the model is written stays the input's error, and nothing is left", async () => {
+    const dir = tempDir();
+    const path = join(dir, "model.gguf");
+    await expect(writeAtomically(path, async (handle) => {
+      await handle.write(new Uint8Array(16), 0, 16, 0);
+      throw inputFailure();
+    })).rejects.toThrow(/^EIO: i\/o error, read$/);
+    expect(listFiles(dir)).toEqual([]);
+  });
+
+  it("a folder: the same, for a file of an ONNX or MLX folder", async () => {
+    const dir = tempDir();
+    const staging = await StagingFolder.create(join(dir, "model-mlx"));
+    const failure = staging.writeFile("model.safetensors", async () => {
+      throw inputFailure();
+    });
+    await expect(failure).rejects.toThrow(/^EIO: i\/o error, read$/);
+    await expect(failure).rejects.not.toBeInstanceOf(UserError);
+    await staging.discard();
+    expect(listFiles(dir)).toEqual([]);
+  });
+
+  it("a Node error that is no failed system call (a too-large buffer) is not called the output's either", async () => {
+    const dir = tempDir();
+    const tooLarge = Object.assign(new RangeError('The value of "size" is out of range.'), { code: "ERR_OUT_OF_RANGE" });
+    await expect(writeAtomically(join(dir, "model.gguf"), async () => {
+      throw tooLarge;
+    })).rejects.toBe(tooLarge);
   });
 });
 

@@ -1,5 +1,6 @@
 // config.json's sizes are checked against sane bounds and against the tensors before anything is
-// sized by them: every planner (GGUF, MLX, ONNX) refuses with the key named, in milliseconds.
+// sized by them: every planner (GGUF, MLX, ONNX) refuses with the key named, in milliseconds. So
+// are tensor headers claiming rows longer than any layer, or a shape every architecture fixes.
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -10,7 +11,8 @@ import { planFromCheckpoint } from "../src/plan/gguf.js";
 import { planMlx } from "../src/plan/mlx.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { openCheckpoint } from "../src/readers/checkpoint.js";
-import { TINY_LLAMA, copyFixture, tempDir } from "./support/cli.js";
+import { TINY_LLAMA, copyFixture, expectRefused, tempDir } from "./support/cli.js";
+import { redeclareAsSparse } from "./support/safetensors.js";
 
 const dir = tempDir();
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -61,5 +63,20 @@ describe("a context too long for ONNX's cos/sin tables is refused before the exp
     const folder = withConfig({ max_position_embeddings: 2 ** 31 - 1 });
     const output = join(dir, "long-context");
     await expect(convertToOnnx({ source: folder, output, bits: 32 })).rejects.toThrow(/config\.json: max_position_embeddings 2147483647 would make each ONNX cos\/sin table 128\.0 GiB/);
+  });
+});
+
+describe("tensor shapes that no layer has are refused before anything is sized by them", () => {
+  // Rows are read whole: a row of 2^31 values used to reach a 8 GiB allocation, reported as a problem with the output file.
+  it.each(["gguf", "onnx", "mlx"] as const)("%s: a norm weight declared as 2^31 values (8 GiB, a sparse file) names the tensor and the file", (to) => {
+    const folder = copyFixture(TINY_LLAMA, tempDir());
+    redeclareAsSparse(join(folder, "model.safetensors"), "model.norm.weight", [2 ** 31]);
+    expectRefused(folder, /model\.safetensors, tensor 'model\.norm\.weight': its rows of 2147483648 values are longer than any layer's \(at most 16777216\)/, to);
+  });
+
+  it.each(["gguf", "mlx"] as const)("%s: a norm weight of 2^20 values, not hidden_size's 256 (was converted into a model no runtime loads)", (to) => {
+    const folder = copyFixture(TINY_LLAMA, tempDir());
+    redeclareAsSparse(join(folder, "model.safetensors"), "model.norm.weight", [2 ** 20]);
+    expectRefused(folder, /model\.safetensors, tensor 'model\.norm\.weight': expected shape \[256\] \(from config\.json\), found \[1048576\]/, to);
   });
 });

@@ -13,21 +13,10 @@ import { openGgufInput } from "../src/readers/gguf-input.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 import { str, u32 } from "../src/writers/gguf/metadata.js";
 import { writeGguf } from "../src/writers/gguf/writer.js";
-import { TINY_LLAMA, copyFixture, listFiles, runCli, tempDir } from "./support/cli.js";
+import { TINY_LLAMA, copyFixture, expectRefused, runCli, tempDir } from "./support/cli.js";
 
 const outDir = tempDir();
 afterAll(() => rmSync(outDir, { recursive: true, force: true }));
-
-/** Converts `source`: exit 2 within the CLI's own time (no hang), the message, nothing written. */
-function refused(source: string, message: RegExp): void {
-  const output = join(outDir, `out-${Math.random().toString(36).slice(2)}.gguf`);
-  const result = runCli(["convert", source, "--to", "gguf", "-o", output, "--no-progress"], { shellPrefix: "timeout 60" });
-  expect(result.stderr).toMatch(message);
-  expect(result.stderr).not.toMatch(/\n\s+at /);
-  expect(result.code).toBe(2);
-  expect(existsSync(output)).toBe(false);
-  expect(listFiles(outDir).filter((name) => !name.endsWith(".gguf"))).toEqual([]);
-}
 
 function withIndex(index: unknown): string {
   const dir = copyFixture(TINY_LLAMA);
@@ -40,43 +29,43 @@ describe("folder entries that are not regular files are refused by name, never r
     const dir = copyFixture(TINY_LLAMA);
     rmSync(join(dir, "model.safetensors"));
     mkdirSync(join(dir, "model.safetensors"));
-    refused(dir, /model\.safetensors: expected a safetensors file, found a folder/);
+    expectRefused(dir, /model\.safetensors: expected a safetensors file, found a folder/);
   });
 
   it("model.safetensors that is a named pipe (opening it would block forever)", () => {
     const dir = copyFixture(TINY_LLAMA);
     rmSync(join(dir, "model.safetensors"));
     execFileSync("mkfifo", [join(dir, "model.safetensors")]);
-    refused(dir, /model\.safetensors: expected a safetensors file, found a named pipe/);
+    expectRefused(dir, /model\.safetensors: expected a safetensors file, found a named pipe/);
   });
 
   it("tokenizer.json that is a named pipe", () => {
     const dir = copyFixture(TINY_LLAMA);
     execFileSync("mkfifo", [join(dir, "tokenizer.json")]);
-    refused(dir, /tokenizer\.json: expected a file, found a named pipe/);
+    expectRefused(dir, /tokenizer\.json: expected a file, found a named pipe/);
   });
 
   it("a .jinja chat template that is a folder", () => {
     const dir = copyFixture(TINY_LLAMA);
     mkdirSync(join(dir, "additional_chat_templates", "tool_use.jinja"), { recursive: true });
-    refused(dir, /tool_use\.jinja: expected a chat template file, found a folder/);
+    expectRefused(dir, /tool_use\.jinja: expected a chat template file, found a folder/);
   });
 
   it("config.json that is a folder", () => {
     const dir = copyFixture(TINY_LLAMA);
     rmSync(join(dir, "config.json"));
     mkdirSync(join(dir, "config.json"));
-    refused(dir, /config\.json: expected a JSON file, found a folder/);
+    expectRefused(dir, /config\.json: expected a JSON file, found a folder/);
   });
 });
 
 describe("model.safetensors.index.json is validated before any shard is opened", () => {
   it("an index that is null", () => {
-    refused(withIndex(null), /model\.safetensors\.index\.json: missing 'weight_map'/);
+    expectRefused(withIndex(null), /model\.safetensors\.index\.json: missing 'weight_map'/);
   });
 
   it.each([[".."], ["."], [""], ["sub/model.safetensors"]])("a shard named %j", (shard) => {
-    refused(withIndex({ weight_map: { "model.embed_tokens.weight": shard } }), /model\.safetensors\.index\.json: invalid shard name/);
+    expectRefused(withIndex({ weight_map: { "model.embed_tokens.weight": shard } }), /model\.safetensors\.index\.json: invalid shard name/);
   });
 });
 
@@ -129,6 +118,6 @@ describe("a GGUF input's general.alignment is checked as llama.cpp checks it", (
     bytes.writeUInt32LE(alignment, value);
     writeFileSync(path, bytes);
     await expect(openGgufInput(path)).rejects.toThrow(`${path}: ${message}`);
-    refused(path, new RegExp(`${path}: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
+    expectRefused(path, new RegExp(`${path}: ${message.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}`));
   });
 });

@@ -1,4 +1,4 @@
-import { rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
@@ -87,4 +87,29 @@ describe("inspect --stats measures each tensor's quantization error against the 
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/--stats compares against the model the file came from: give it with --source/);
   });
+});
+
+describe("inspect lists a checkpoint of any tensor count", () => {
+  it("300,000 tensors (their widest name measured without a spread, which overflowed the stack)", () => {
+    const folder = join(dir, "many");
+    mkdirSync(folder);
+    const count = 300_000;
+    const header: Record<string, unknown> = {};
+    for (let i = 0; i < count; i++) header[`model.layers.${i}.extra.weight`] = { dtype: "F32", shape: [1], data_offsets: [4 * i, 4 * i + 4] };
+    const json = Buffer.from(JSON.stringify(header));
+    const length = Buffer.alloc(8);
+    length.writeBigUInt64LE(BigInt(json.length));
+    writeFileSync(join(folder, "model.safetensors"), Buffer.concat([length, json, Buffer.alloc(4 * count)]));
+    copyFileSync(join(TINY_LLAMA, "config.json"), join(folder, "config.json"));
+    // Tens of megabytes of output: piped through a counter, with the CLI's exit code kept.
+    const shown = runCli(["inspect", folder], { shellPrefix: "set -o pipefail;", pipeTo: "tail -n 3" });
+    expect(shown.stderr).toBe("");
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(/300000 tensors/);
+    const counted = "node -e \"let s = ''; process.stdin.on('data', (d) => (s += d)).on('end', () => console.log(JSON.parse(s).tensors.length))\"";
+    const listed = runCli(["inspect", folder, "--json"], { shellPrefix: "set -o pipefail;", pipeTo: counted });
+    expect(listed.stderr).toBe("");
+    expect(listed.code).toBe(0);
+    expect(listed.stdout.trim()).toBe(String(count));
+  }, 120_000);
 });

@@ -104,4 +104,17 @@ describe("recipe validation", () => {
     expect(readdirSync(elsewhere)).toEqual([]);
     expect(readdirSync(out)).toEqual(["link"]);
   });
+
+  it.each([["model.gguf"], ["link/model.gguf"]])("refuses an output path %j through a dangling symlink (was an ENOENT crash), before any work", async (path) => {
+    const dir = tempDir("edgequant-recipes-");
+    const out = join(dir, "out");
+    mkdirSync(out);
+    symlinkSync(join(dir, "gone"), join(out, path.split("/")[0]!));
+    writeFileSync(join(dir, "recipe.yaml"), `source: ${SRC}\noutputs:\n  gguf:\n    - scheme: q8_0\n      path: ${path}\n`);
+    const result = await runEdgequant(["run", "recipe.yaml", "--out", out, "--no-progress"], { cwd: dir });
+    expect(result.stderr).toMatch(new RegExp(`outputs\\.gguf\\[0\\]: '${path.replace(".", "\\.")}' goes through a symlink to nothing \\(.*gone\\); remove it or choose another path`));
+    expect(result.code).toBe(2);
+    expect(readdirSync(dir).sort()).toEqual(["out", "recipe.yaml"]);
+    expect(readdirSync(out)).toEqual([path.split("/")[0]]);
+  });
 });

@@ -111,20 +111,19 @@ const SPECIAL_TOKEN_KEYS = ["bos", "eos", "unk", "sep", "pad", "cls", "mask", "e
  */
 export function checkTokenizerConfigShape(value: Record<string, Json>, file: string): void {
   const check = new ShapeChecker(file);
-  const name = file.slice(file.lastIndexOf("/") + 1);
   const addedToken = (token: Json, path: string) => {
     const entry = check.object(token, path);
     check.string(entry["content"], `${path}.content`);
     check.optional(entry["special"], `${path}.special`, (v, p) => check.boolean(v, p));
   };
   for (const key of SPECIAL_TOKEN_KEYS) {
-    check.optional(value[key], `${name}.${key}`, (token, path) => {
+    check.optional(value[key], key, (token, path) => {
       if (typeof token !== "string") addedToken(token, path);
     });
     const flag = `add_${key}`;
-    check.optional(value[flag], `${name}.${flag}`, (v, p) => check.boolean(v, p));
+    check.optional(value[flag], flag, (v, p) => check.boolean(v, p));
   }
-  check.optional(value["added_tokens_decoder"], `${name}.added_tokens_decoder`, (decoder, path) => {
+  check.optional(value["added_tokens_decoder"], "added_tokens_decoder", (decoder, path) => {
     for (const [id, token] of Object.entries(check.object(decoder, path))) {
       if (!/^\d{1,10}$/.test(id)) check.fail(`${path} key`, "a token id", id);
       check.tokenId(Number(id), `${path}[${JSON.stringify(id)}]`);

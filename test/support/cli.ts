@@ -1,8 +1,9 @@
 import { spawnSync } from "node:child_process";
-import { cpSync, mkdtempSync, readdirSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 export const TINY_LLAMA = join(REPO_ROOT, "test/fixtures/tiny-llama");
@@ -44,4 +45,19 @@ export function copyFixture(source: string, into = tempDir()): string {
 /** Every file in a folder, including hidden temporaries a failed write could leave. */
 export function listFiles(dir: string): string[] {
   return readdirSync(dir).sort();
+}
+
+/**
+ * Converts `source` with the CLI and expects the promised refusal of bad input: exit 2 within a
+ * minute (no hang), `message`, no stack trace, and nothing at the destination or beside it.
+ */
+export function expectRefused(source: string, message: RegExp, to: "gguf" | "onnx" | "mlx" = "gguf"): void {
+  const outDir = tempDir();
+  const output = join(outDir, to === "gguf" ? "out.gguf" : "out");
+  const result = runCli(["convert", source, "--to", to, "-o", output, "--no-progress"], { shellPrefix: "timeout 60" });
+  expect(result.stderr).toMatch(message);
+  expect(result.stderr).not.toMatch(/\n\s+at /);
+  expect(result.code).toBe(2);
+  expect(listFiles(outDir)).toEqual([]);
+  rmSync(outDir, { recursive: true, force: true });
 }

@@ -6,7 +6,7 @@
 // The header maps tensor names to {dtype, shape, data_offsets: [begin, end]}, with
 // offsets relative to the first byte after the header, plus an optional "__metadata__".
 
-import { readFileSync, writeFileSync } from "node:fs";
+import { closeSync, ftruncateSync, openSync, readFileSync, writeFileSync, writeSync } from "node:fs";
 
 export type SafetensorsDtype = "F32" | "F16" | "BF16";
 
@@ -225,4 +225,38 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   const prefix = Buffer.alloc(8);
   prefix.writeBigUInt64LE(BigInt(headerBytes.length));
   writeFileSync(path, Buffer.concat([prefix, headerBytes, ...chunks]));
+}
+
+/**
+ * Rewrites a safetensors file with tensor `name` re-declared as `shape` x F32 and its bytes left
+ * as a hole: a header claiming gigabytes costs no disk (the file is sparse), as a hostile one would.
+ */
+export function redeclareAsSparse(path: string, name: string, shape: readonly number[]): void {
+  const bytes = readFileSync(path);
+  const headerLength = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString("utf8")) as Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] }>;
+  const data = 8 + headerLength;
+  const entries = Object.entries(header).filter(([key]) => key !== "__metadata__");
+  entries.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  const chunks: { bytes?: Buffer; length: number }[] = [];
+  const next: Record<string, unknown> = {};
+  let offset = 0;
+  for (const [key, entry] of entries) {
+    const redeclared = key === name;
+    const length = redeclared ? shape.reduce((a, b) => a * b, 1) * 4 : entry.data_offsets[1] - entry.data_offsets[0];
+    next[key] = redeclared ? { dtype: "F32", shape, data_offsets: [offset, offset + length] } : { ...entry, data_offsets: [offset, offset + length] };
+    chunks.push(redeclared ? { length } : { bytes: bytes.subarray(data + entry.data_offsets[0], data + entry.data_offsets[1]), length });
+    offset += length;
+  }
+  const json = Buffer.from(JSON.stringify(next));
+  const prefix = Buffer.alloc(8);
+  prefix.writeBigUInt64LE(BigInt(json.length));
+  const fd = openSync(path, "w");
+  let position = writeSync(fd, Buffer.concat([prefix, json]), 0, undefined, 0);
+  for (const chunk of chunks) {
+    if (chunk.bytes) writeSync(fd, chunk.bytes, 0, chunk.length, position);
+    position += chunk.length;
+  }
+  ftruncateSync(fd, position);
+  closeSync(fd);
 }

@@ -14,7 +14,7 @@ function byteLevelAlphabet(): string[] {
 }
 
 /** A small valid byte-level BPE tokenizer.json (256 bytes, a few merges, two special tokens). */
-function baseTokenizer(): Record<string, unknown> {
+export function baseTokenizer(): Record<string, unknown> {
   const alphabet = byteLevelAlphabet();
   const vocab: Record<string, number> = Object.fromEntries(alphabet.map((c, i) => [c, i]));
   const merges = [["h", "e"], ["l", "l"], ["he", "ll"], ["Ġ", "t"]];
