@@ -51,6 +51,7 @@ describe("config.json sizes that do not fit the tensors or any real model are re
     [{ num_key_value_heads: 3 }, /num_key_value_heads 3 must be a positive divisor of num_attention_heads 8/],
     [{ num_key_value_heads: 2.5 }, /'num_key_value_heads' must be a positive integer up to 8, got 2.5/],
     [{ hidden_size: 1e9 }, /'hidden_size' must be a positive integer up to 16777216/],
+    [{ rope_scaling: { rope_type: 5, factor: 2 } }, /rope_scaling's rope_type must be a string, got 5/],
   ])("%j", async (edits, message) => {
     const messages = await refusals(withConfig(edits));
     for (const text of messages) expect(text).toMatch(message);
