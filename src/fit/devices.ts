@@ -7,6 +7,7 @@ import { readFile } from "node:fs/promises";
 import { Ajv, type ErrorObject } from "ajv";
 import { parse } from "yaml";
 import { UserError } from "../errors.js";
+import { didYouMean } from "../suggest.js";
 import type { ArtifactFormat } from "./artifact.js";
 import type { CpuRepackProfile } from "./llama-cpp.js";
 
@@ -221,7 +222,10 @@ export function selectDevices(catalogue: Catalogue, ids: readonly string[] | und
   if (!ids || ids.length === 0) return [...catalogue.devices];
   return ids.map((id) => {
     const device = catalogue.devices.find((d) => d.id === id);
-    if (!device) throw new UserError(`unknown device '${id}'; known: ${catalogue.devices.map((d) => d.id).join(", ")}`);
+    if (!device) {
+      const known = catalogue.devices.map((d) => d.id);
+      throw new UserError(`unknown device '${id}'${didYouMean(id, known)}; known: ${known.join(", ")}`);
+    }
     return device;
   });
 }

@@ -11,6 +11,7 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import { gguf } from "@huggingface/gguf";
 import { UserError } from "../errors.js";
+import { didYouMean } from "../suggest.js";
 import { VERSION } from "../version.js";
 import { fileTypeName } from "../quant/ggml-types.js";
 import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
@@ -79,7 +80,7 @@ export async function gatherManifest(outDir: string, options: GatherOptions = {}
   if (options.fit) {
     const known = await FIT_STEP.knownDevices(options.fit, outDir);
     const unknown = (options.fit.devices ?? []).filter((d) => !known.includes(d));
-    if (unknown.length > 0) throw new UserError(`unknown device${unknown.length > 1 ? "s" : ""} ${unknown.map((d) => `'${d}'`).join(", ")}; known: ${known.join(", ")}`);
+    if (unknown.length > 0) throw new UserError(`unknown device${unknown.length > 1 ? "s" : ""} ${unknown.map((d) => `'${d}'${didYouMean(d, known)}`).join(", ")}; known: ${known.join(", ")}`);
     const result = await FIT_STEP.run(
       merged.map((a) => ({ path: join(outDir, ...a.path.split("/")), format: a.format })),
       options.fit,

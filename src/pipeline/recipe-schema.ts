@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Ajv, type ErrorObject } from "ajv";
 import { isAlias, isMap, isPair, isScalar, isSeq, type Document, type Node, type Pair } from "yaml";
+import { closest } from "../suggest.js";
 import type { Problem } from "./recipe.js";
 
 const SCHEMA_URL = new URL("../../formats/recipe.schema.json", import.meta.url);
@@ -166,7 +167,7 @@ export function explain(error: ErrorObject, locate: Locator): Problem | undefine
       const allowed = (error.params as { allowedValues: unknown[] }).allowedValues.map((v) => String(v));
       const value = error.data;
       const thing = name ?? where;
-      const suggestion = typeof value === "string" ? (allowed.includes(value.toLowerCase()) ? value.toLowerCase() : closest(value, allowed)) : undefined;
+      const suggestion = typeof value === "string" ? closest(value, allowed) : undefined;
       return {
         ...locate.position(segments),
         message: `${where}: unknown ${thing} ${typeof value === "string" ? `'${value}'` : describeValue(value)}${suggestion ? ` (did you mean '${suggestion}'?)` : ""}; expected one of: ${allowed.join(", ")}`,
@@ -188,30 +189,4 @@ export function explain(error: ErrorObject, locate: Locator): Problem | undefine
     default:
       return { ...locate.position(segments), message: `${where} ${error.message ?? "is not valid"}` };
   }
-}
-
-/** The closest candidate within two edits, for "did you mean". */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = 3;
-  for (const candidate of candidates) {
-    const distance = editDistance(word, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best === word ? undefined : best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current.push(Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1)));
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
 }

@@ -18,7 +18,7 @@ import { FIT_STEP, type FitStep } from "./fit.js";
 import { artifactEntry, describeFiles, MANIFEST_FILE, relativePath, writeManifest, type Manifest, type ManifestArtifact } from "./manifest.js";
 import { kindOf } from "./outputs.js";
 import { loadRecipe, RecipeError, type FitRequest, type Recipe, type RecipeOutput } from "./recipe.js";
-import { closest } from "./recipe-schema.js";
+import { didYouMean } from "../suggest.js";
 
 export interface RunOptions {
   /** The recipe file. */
@@ -134,9 +134,8 @@ async function checkDevices(recipe: Recipe, fit: FitRequest, step: FitStep): Pro
   const known = await step.knownDevices(fit, recipe.directory);
   const problems = (fit.devices ?? []).flatMap((id, i) => {
     if (known.includes(id)) return [];
-    const suggestion = closest(id, known);
     const where = fit.devicePositions?.[i] ?? { line: 1, column: 1 };
-    return [{ ...where, message: `fit.devices[${i}]: unknown device '${id}'${suggestion ? ` (did you mean '${suggestion}'?)` : ""}; known: ${known.join(", ")}` }];
+    return [{ ...where, message: `fit.devices[${i}]: unknown device '${id}'${didYouMean(id, known)}; known: ${known.join(", ")}` }];
   });
   if (problems.length > 0) throw new RecipeError(recipe.file, problems);
 }

@@ -1,4 +1,5 @@
 import { UserError } from "../errors.js";
+import { didYouMean } from "../suggest.js";
 import { FileType, fileTypeName, GgmlType } from "./ggml-types.js";
 
 /**
@@ -48,6 +49,6 @@ export function resolveScheme(choice: string | { scheme?: string; bits?: string 
   const name = options.scheme?.toLowerCase() ?? BITS_SHORTHANDS.get(options.bits ?? "16");
   if (name === undefined) throw new UserError(`--bits must be one of ${[...BITS_SHORTHANDS.keys()].join(", ")}; got '${options.bits}'`);
   const found = SCHEMES.find((s) => s.name === name);
-  if (!found) throw new UserError(`unknown scheme '${name}'; schemes: ${SCHEMES.map((s) => s.name).join(", ")}`);
+  if (!found) throw new UserError(`unknown scheme '${name}'${didYouMean(name, SCHEMES.map((s) => s.name))}; schemes: ${SCHEMES.map((s) => s.name).join(", ")}`);
   return found;
 }
