@@ -49,7 +49,9 @@ describe("hf: sources through a loopback Hub", () => {
     expect(parseHubSource("hf:HuggingFaceTB/SmolLM2-135M-Instruct")).toEqual({ repo: "HuggingFaceTB/SmolLM2-135M-Instruct" });
     expect(parseHubSource("hf:Qwen/Qwen3-0.6B@refs/pr/3")).toEqual({ repo: "Qwen/Qwen3-0.6B", revision: "refs/pr/3" });
     expect(parseHubSource(`hf:gpt2@${COMMIT}`)).toEqual({ repo: "gpt2", revision: COMMIT });
-    for (const bad of ["hf:", "hf:a/b/c", "hf:org/na me", "hf:org/name@", "hf://org/name", "hf:../etc", "hf:org/name@a..b"]) {
+    // huggingface_hub's own spelling (HfFileSystem paths) names the same model.
+    expect(parseHubSource("hf://Qwen/Qwen3-0.6B@main")).toEqual({ repo: "Qwen/Qwen3-0.6B", revision: "main" });
+    for (const bad of ["hf:", "hf:a/b/c", "hf:org/na me", "hf:org/name@", "hf:///org/name", "hf:../etc", "hf:org/name@a..b"]) {
       expect(() => parseHubSource(bad), bad).toThrow(UserError);
     }
     expect(repoFolderName("test-org/tiny-llama")).toBe("models--test-org--tiny-llama");
@@ -280,6 +282,17 @@ describe("hf: sources through a loopback Hub", () => {
     }
     expect(existsSync(outside)).toBe(false);
     expect(readdirSync(home).sort()).toEqual(["hub"]);
+  });
+
+  it("a bare org/name that is no local path is answered with its hf: spelling", async () => {
+    const missing = "SomeOrg/some-model";
+    await expect(resolveSource(missing, { baseDir: tempDir() })).rejects.toThrow(`no such file or folder; for the Hugging Face model '${missing}' write hf:${missing}`);
+  });
+
+  it("HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, as huggingface_hub reads it", async () => {
+    await expect(resolveSource("hf:org/name", { env: { HF_HUB_DOWNLOAD_TIMEOUT: "soon" }, offline: true, cacheDir: tempDir() })).rejects.toThrow(
+      "HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, got 'soon'",
+    );
   });
 
   it("names a missing repository or revision", async () => {

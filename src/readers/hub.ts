@@ -43,7 +43,7 @@ export interface ResolveSourceOptions {
   readonly token?: string;
   /** Use the cache only, no network; default $HF_HUB_OFFLINE. */
   readonly offline?: boolean;
-  /** Progress bars on a terminal, a few lines otherwise (default true). */
+  /** Progress bars on a terminal, a few lines otherwise (default true, false when $HF_HUB_DISABLE_PROGRESS_BARS is set). */
   readonly progress?: boolean;
   /** Where status lines go (default: stderr). */
   readonly log?: (line: string) => void;
@@ -51,7 +51,7 @@ export interface ResolveSourceOptions {
   readonly env?: Readonly<Record<string, string | undefined>>;
   /** Download attempts per file before giving up (default 5); each resumes where the last stopped. */
   readonly attempts?: number;
-  /** Abort a transfer that receives nothing for this long (default 60 s) and resume it. */
+  /** Abort a transfer that receives nothing for this long (default $HF_HUB_DOWNLOAD_TIMEOUT seconds, else 60 s) and resume it. */
   readonly stallTimeoutMs?: number;
   /** Pause before a retry, times the attempt number (default 1000 ms). */
   readonly retryDelayMs?: number;
@@ -85,14 +85,13 @@ export function isHubSource(source: string): boolean {
   return source.startsWith("hf:");
 }
 
-/** `hf:org/name[@revision]` -> repo and revision. */
+/** `hf:org/name[@revision]`, or huggingface_hub's `hf://org/name[@revision]` -> repo and revision. */
 export function parseHubSource(source: string): HubSource {
   if (!isHubSource(source)) throw new UserError(`not a Hub source: '${source}' (expected hf:org/name[@revision])`);
-  const body = source.slice(3);
+  const body = source.startsWith("hf://") ? source.slice(5) : source.slice(3);
   const at = body.indexOf("@");
   const repo = at < 0 ? body : body.slice(0, at);
   const revision = at < 0 ? undefined : body.slice(at + 1);
-  if (repo.startsWith("//")) throw new UserError(`'${source}': write hf:org/name, without '//'`);
   if (!REPO_ID.test(repo) || repo.includes("..") || repo.includes("--")) {
     throw new UserError(`'${source}' is not a Hub model id; expected hf:org/name[@revision], e.g. hf:Qwen/Qwen3-0.6B@main`);
   }
@@ -110,6 +109,15 @@ export function hubCacheDir(env: Readonly<Record<string, string | undefined>> = 
 
 function hfHome(env: Readonly<Record<string, string | undefined>>): string {
   return expandHome(nonEmpty(env["HF_HOME"]) ?? join(nonEmpty(env["XDG_CACHE_HOME"]) ?? join(homedir(), ".cache"), "huggingface"));
+}
+
+/** $HF_HUB_DOWNLOAD_TIMEOUT (seconds, as huggingface_hub reads it), else 60 s. */
+function downloadTimeoutMs(env: Readonly<Record<string, string | undefined>>): number {
+  const text = nonEmpty(env["HF_HUB_DOWNLOAD_TIMEOUT"]);
+  if (text === undefined) return 60_000;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new UserError(`HF_HUB_DOWNLOAD_TIMEOUT must be a positive number of seconds, got '${text}'`);
+  return seconds * 1000;
 }
 
 /** `models--org--name`, as huggingface_hub names a model's cache folder. */
@@ -150,6 +158,9 @@ function findToken(env: Readonly<Record<string, string | undefined>>): string | 
 export async function resolveSource(source: string, options: ResolveSourceOptions = {}): Promise<ResolvedSource> {
   if (!isHubSource(source)) {
     const path = resolve(options.baseDir ?? ".", source);
+    if (!existsSync(path) && source.includes("/") && REPO_ID.test(source)) {
+      throw new UserError(`no such file or folder; for the Hugging Face model '${source}' write hf:${source}`, { file: path });
+    }
     const configFile = existsSync(path) && statSync(path).isFile() ? join(dirname(path), "config.json") : join(path, "config.json");
     if (options.checkConfig && existsSync(configFile)) await options.checkConfig(configFile);
     return { path, dispose: async () => {} };
@@ -164,9 +175,9 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     storage: join(resolve(options.cacheDir ?? hubCacheDir(env)), repoFolderName(repo)),
     token: options.token ?? findToken(env),
     log: options.log ?? ((line) => process.stderr.write(`${line}\n`)),
-    progress: options.progress ?? true,
+    progress: options.progress ?? !isTrue(env["HF_HUB_DISABLE_PROGRESS_BARS"]),
     attempts: Math.max(1, options.attempts ?? 5),
-    stallTimeoutMs: options.stallTimeoutMs ?? 60_000,
+    stallTimeoutMs: options.stallTimeoutMs ?? downloadTimeoutMs(env),
     retryDelayMs: options.retryDelayMs ?? 1000,
     fetch: options.fetch ?? globalThis.fetch,
     checkConfig: options.checkConfig,
