@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
@@ -72,5 +72,17 @@ describe("an ONNX output folder may have any name", () => {
     const result = runCli(["convert", TINY_LLAMA, "--to", "onnx", "--bits", "4", "-o", output, "--no-progress"]);
     expect(result.code, result.stderr).toBe(0);
     expect(existsSync(`${output}.fit.json`)).toBe(true);
+  });
+});
+
+describe("-o DIR for a GGUF writes the default name inside it, as convert_hf_to_gguf.py --outfile DIR does", () => {
+  it.each([
+    ["an existing folder", (folder: string) => (mkdirSync(folder, { recursive: true }), folder)],
+    ["a path ending in /", (folder: string) => `${folder}/`],
+  ])("%s", (_, given) => {
+    const folder = join(dir, `gguf-into-${Math.random().toString(36).slice(2)}`);
+    const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q8_0", "-o", given(folder), "--no-progress"]);
+    expect(result.code, result.stderr).toBe(0);
+    expect(readdirSync(folder).sort()).toEqual(["tiny-llama-q8_0.gguf", "tiny-llama-q8_0.gguf.fit.json", "tiny-llama-q8_0.gguf.fit.svg"]);
   });
 });

@@ -1,4 +1,5 @@
-import { basename, resolve } from "node:path";
+import { existsSync, statSync } from "node:fs";
+import { basename, join, resolve, sep } from "node:path";
 import { Command, Option } from "commander";
 import { convertToGguf, type GgufConversionOptions } from "../convert/gguf.js";
 import { convertToMlx } from "../convert/mlx.js";
@@ -53,7 +54,7 @@ export function convertCommand(): Command {
         `ONNX: ${ONNX_BITS.join(", ")}; MLX: 8, 6, 5, 4 (default), 3, 2, 1.58`,
     )
     .option("--scheme <name>", `GGUF only: a ggml type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
-    .option("-o, --output <path>", "output file (GGUF) or folder (ONNX); default: named after the model and scheme, in the current folder")
+    .option("-o, --output <path>", "output file (GGUF; an existing folder or one ending in / gets the default name inside) or folder (ONNX, MLX); default: named after the model and scheme, in the current folder")
     .option("--threads <n>", "worker threads for quantization (default: available cores)")
     .option("--split-max-size <size>", "GGUF: write gguf-split files of at most this much tensor data each (e.g. 2G, 500M), as llama.cpp's gguf-split does")
     .option("--part <i/N>", "GGUF: write only split i of N (for N parallel CI jobs); with --split-max-size, N must be the number of splits it makes")
@@ -132,7 +133,9 @@ function toGguf(flags: ConvertFlags): Conversion {
 
 async function writeGguf(source: string, flags: ConvertFlags, options: Pick<GgufConversionOptions, "scheme" | "threads" | "split">): Promise<Summary> {
   const { scheme } = options;
-  const output = resolve(flags.output ?? `${basename(resolve(source), ".gguf")}-${scheme.name}.gguf`);
+  const defaultName = `${basename(resolve(source), ".gguf")}-${scheme.name}.gguf`;
+  // -o DIR puts the default name inside it, as convert_hf_to_gguf.py --outfile DIR does.
+  const output = resolve(flags.output === undefined ? defaultName : isFolderPath(flags.output) ? join(flags.output, defaultName) : flags.output);
   const progress = new ProgressBar(`converting to ${scheme.name}`, flags.progress);
   const report = await convertToGguf({
     source,
@@ -213,4 +216,9 @@ function splitOption(flags: ConvertFlags): Pick<GgufConversionOptions, "split"> 
   const part = flags.part === undefined ? undefined : parsePart(flags.part);
   const rule: SplitRule = flags.splitMaxSize !== undefined ? { maxBytes: parseByteSize(flags.splitMaxSize, "--split-max-size") } : { count: part!.count };
   return { split: part === undefined ? { rule } : { rule, part } };
+}
+
+/** An existing folder, or a path written as one (ending in a separator). */
+function isFolderPath(path: string): boolean {
+  return path.endsWith(sep) || path.endsWith("/") || (existsSync(path) && statSync(path).isDirectory());
 }
