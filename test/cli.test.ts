@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { TINY_LLAMA, runCli, tempDir } from "./support/cli.js";
@@ -84,5 +84,25 @@ describe("-o DIR for a GGUF writes the default name inside it, as convert_hf_to_
     const result = runCli(["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q8_0", "-o", given(folder), "--no-progress"]);
     expect(result.code, result.stderr).toBe(0);
     expect(readdirSync(folder).sort()).toEqual(["tiny-llama-q8_0.gguf", "tiny-llama-q8_0.gguf.fit.json", "tiny-llama-q8_0.gguf.fit.svg"]);
+  });
+});
+
+describe("an earlier output is replaced only with --force, the same rule for every format", () => {
+  it.each([
+    ["gguf", "model.gguf", ["--scheme", "q8_0"]],
+    ["onnx", "model-onnx", ["--bits", "8"]],
+    ["mlx", "model-mlx", ["--bits", "8"]],
+  ] as const)("%s: refused without --force (the earlier output untouched), replaced with it", (format, name, flags) => {
+    const output = join(dir, `again-${format}`, name);
+    const convert = (...extra: string[]) => runCli(["convert", TINY_LLAMA, "--to", format, ...flags, "-o", output, "--no-progress", ...extra]);
+    expect(convert().code).toBe(0);
+    const before = statSync(output).mtimeMs;
+    const refused = convert();
+    expect(refused.stderr).toContain(`error: ${output}: the output already exists; choose another path, or replace it (--force; overwrite: true in the library)`);
+    expect(refused.code).toBe(2);
+    expect(statSync(output).mtimeMs).toBe(before);
+    expect(readdirSync(join(dir, `again-${format}`)).filter((file) => file.includes(".partial"))).toEqual([]);
+    const replaced = convert("--force");
+    expect(replaced.code, replaced.stderr).toBe(0);
   });
 });

@@ -20,6 +20,7 @@ interface ConvertFlags {
   bits?: string;
   scheme?: string;
   output?: string;
+  force?: boolean;
   threads?: string;
   json?: boolean;
   progress: boolean;
@@ -55,6 +56,7 @@ export function convertCommand(): Command {
     )
     .option("--scheme <name>", `GGUF only: a ggml type or llama.cpp mixture: ${SCHEMES.map((s) => s.name).join(", ")}`)
     .option("-o, --output <path>", "output file (GGUF; an existing folder or one ending in / gets the default name inside) or folder (ONNX, MLX); default: named after the model and scheme, in the current folder")
+    .option("-f, --force", "replace an earlier output at the destination (refused by default, as mlx_lm.convert refuses)")
     .option("--threads <n>", "worker threads for quantization (default: available cores)")
     .option("--split-max-size <size>", "GGUF: write gguf-split files of at most this much tensor data each (e.g. 2G, 500M), as llama.cpp's gguf-split does")
     .option("--part <i/N>", "GGUF: write only split i of N (for N parallel CI jobs); with --split-max-size, N must be the number of splits it makes")
@@ -142,6 +144,7 @@ async function writeGguf(source: string, flags: ConvertFlags, options: Pick<Gguf
     output,
     ...options,
     allowLossyTernary: flags.allowLossyTernary ?? false,
+    overwrite: flags.force ?? false,
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();
@@ -177,6 +180,7 @@ async function writeOnnx(source: string, flags: ConvertFlags, options: Pick<Onnx
     source,
     output,
     ...options,
+    overwrite: flags.force ?? false,
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();
@@ -203,8 +207,7 @@ async function writeMlx(source: string, flags: ConvertFlags, parsed: ParsedMlxFl
     output,
     ...parsed,
     allowLossyTernary: flags.allowLossyTernary ?? false,
-    // As for ONNX: an earlier model folder at the destination is replaced, anything else is refused.
-    overwrite: true,
+    overwrite: flags.force ?? false,
     onProgress: ({ doneBytes, totalBytes, tensor }) => progress.update(doneBytes, totalBytes, tensor),
   });
   progress.finish();

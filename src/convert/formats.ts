@@ -8,7 +8,7 @@ import { existsSync, statSync } from "node:fs";
 import { OUTPUT_FORMATS, type OutputFormat } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import { checkOnnxDestination } from "../writers/onnx/layout.js";
-import { checkDestination as checkModelFolderDestination } from "../writers/staging-folder.js";
+import { checkDestination as checkModelFolderDestination, EXISTING_OUTPUT } from "../writers/staging-folder.js";
 
 export { OUTPUT_FORMATS, type OutputFormat };
 
@@ -21,21 +21,25 @@ export interface OutputFormatInfo {
   readonly runtimes: string;
   readonly layout: "file" | "folder";
   readonly options: readonly FormatOption[];
-  /** Refuses, before any work, a destination this format must not replace. */
-  readonly checkDestination: (destination: string) => void;
+  /**
+   * Refuses, before any work, a destination this format must not write: one in the way, or an
+   * earlier output of the format unless `overwrite` (mlx_lm.convert refuses; so do we, by default).
+   */
+  readonly checkDestination: (destination: string, overwrite: boolean) => void;
 }
 
-function checkGgufDestination(destination: string): void {
+function checkGgufDestination(destination: string, overwrite: boolean): void {
   // fit, llama.cpp's tools, LM Studio and Ollama know a model file by its extension.
   if (!destination.toLowerCase().endsWith(".gguf")) throw new UserError("a GGUF output's name must end in .gguf", { file: destination });
-  if (existsSync(destination) && statSync(destination).isDirectory()) throw new UserError("a folder is in the way of the GGUF file; remove it or choose another path", { file: destination });
+  if (!existsSync(destination)) return;
+  if (statSync(destination).isDirectory()) throw new UserError("a folder is in the way of the GGUF file; remove it or choose another path", { file: destination });
+  if (!overwrite) throw new UserError(EXISTING_OUTPUT, { file: destination });
 }
 
 export const OUTPUT_FORMAT_INFO: Readonly<Record<OutputFormat, OutputFormatInfo>> = {
   gguf: { format: "gguf", runtimes: "llama.cpp", layout: "file", options: ["scheme", "splitMaxSize", "part", "threads"], checkDestination: checkGgufDestination },
   onnx: { format: "onnx", runtimes: "onnxruntime, transformers.js", layout: "folder", options: ["groupSize", "layout", "accuracyLevel"], checkDestination: checkOnnxDestination },
-  // An earlier model folder (one with config.json) is replaced, anything else is refused.
-  mlx: { format: "mlx", runtimes: "mlx-lm, MLX Swift", layout: "folder", options: ["groupSize", "mixed"], checkDestination: (destination) => checkModelFolderDestination(destination, true) },
+  mlx: { format: "mlx", runtimes: "mlx-lm, MLX Swift", layout: "folder", options: ["groupSize", "mixed"], checkDestination: checkModelFolderDestination },
 };
 
 /** Options given for `format` that belong to other formats: one message naming them and where they belong. */

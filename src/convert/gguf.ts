@@ -31,6 +31,8 @@ export interface GgufConversionOptions {
   readonly allowLossyTernary?: boolean;
   /** Write gguf-split files instead of one file; `part` writes only split `index` (0-based) of `count`, for CI matrix jobs. */
   readonly split?: { readonly rule: SplitRule; readonly part?: { readonly index: number; readonly count: number } };
+  /** Replace an earlier file at `output`. Default: refuse it. */
+  readonly overwrite?: boolean;
   readonly onProgress?: (progress: ConversionProgress) => void;
 }
 
@@ -51,7 +53,7 @@ export interface ConversionReport {
 
 /** Checkpoint or GGUF -> GGUF: read, plan, encode and write, a chunk of one tensor in memory at a time. */
 export async function convertToGguf(options: GgufConversionOptions): Promise<ConversionReport> {
-  OUTPUT_FORMAT_INFO.gguf.checkDestination(options.output);
+  OUTPUT_FORMAT_INFO.gguf.checkDestination(options.output, options.overwrite ?? false);
   if (options.source.endsWith(".gguf")) {
     const input = await openGgufInput(options.source);
     try {

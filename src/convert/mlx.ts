@@ -27,7 +27,7 @@ export interface MlxConversionOptions {
   readonly mixed?: MixedRecipe;
   /** With bits 1.58, ternarize a checkpoint that is not ternary (lossy) instead of refusing it. */
   readonly allowLossyTernary?: boolean;
-  /** Replace an existing model folder at `output` (one holding config.json). Default: refuse a non-empty folder. */
+  /** Replace an earlier model folder at `output` (one holding config.json). Default: refuse a non-empty folder. */
   readonly overwrite?: boolean;
   /** Largest shard in bytes; default mlx-lm's 5 GiB. */
   readonly maxShardBytes?: number;

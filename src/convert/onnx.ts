@@ -52,6 +52,8 @@ export interface OnnxConversionOptions {
    * activations float32, so results are the dequantized weights' exact product.
    */
   readonly accuracyLevel?: 0 | 1 | 4;
+  /** Replace an earlier ONNX model folder at `output`. Default: refuse it. */
+  readonly overwrite?: boolean;
   readonly onProgress?: (progress: OnnxConversionProgress) => void;
 }
 
@@ -104,7 +106,8 @@ function validateOptions(options: OnnxConversionOptions): OnnxSettings {
 export async function convertToOnnx(options: OnnxConversionOptions): Promise<OnnxReport> {
   const settings = validateOptions(options);
   const output = resolve(options.output);
-  checkOnnxDestination(output);
+  const overwrite = options.overwrite ?? false;
+  checkOnnxDestination(output, overwrite);
   const checkpoint = await openCheckpoint(options.source);
   try {
     const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
@@ -118,7 +121,7 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
     try {
       const written = await writeModel(checkpoint, architecture, reader, hparams, settings, names, staging, options);
       const files = [names.modelPath, names.dataPath, ...(await writeSideFiles(checkpoint, hparams, settings, names, staging))];
-      await staging.commit(checkOnnxDestination);
+      await staging.commit((destination) => checkOnnxDestination(destination, overwrite));
       return {
         output,
         format: "onnx",

@@ -47,13 +47,16 @@ interface OutputKind<O extends RecipeOutput> {
   build(output: O, context: BuildContext): Promise<BuiltArtifact>;
 }
 
+/** A recipe owns its --out folder: running it again replaces its earlier artifacts, in every format. */
+const REPLACES_EARLIER = true;
+
 const ONNX_SCHEMES: Record<string, string> = { "32": "fp32", "16": "fp16", "8": "int8", "4": "int4", "1.58": "ternary" };
 
 const gguf: OutputKind<GgufOutput> = {
   format: "gguf",
   layout: OUTPUT_FORMAT_INFO.gguf.layout,
   describe: (o) => `gguf ${o.scheme}${o.splitMaxSize ? ` (splits of ${o.splitMaxSize})` : ""}`,
-  checkDestination: OUTPUT_FORMAT_INFO.gguf.checkDestination,
+  checkDestination: (destination) => OUTPUT_FORMAT_INFO.gguf.checkDestination(destination, REPLACES_EARLIER),
   checkSource(architecture, config) {
     architecture.checkConfig?.(config);
   },
@@ -64,6 +67,7 @@ const gguf: OutputKind<GgufOutput> = {
       scheme: resolveScheme({ scheme: output.scheme }),
       ...(context.threads !== undefined ? { threads: context.threads } : {}),
       ...(output.splitMaxSize ? { split: { rule: { maxBytes: parseByteSize(output.splitMaxSize, "split-max-size") } } } : {}),
+      overwrite: REPLACES_EARLIER,
       onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
     });
     return {
@@ -81,7 +85,7 @@ const onnx: OutputKind<OnnxOutput> = {
   format: "onnx",
   layout: OUTPUT_FORMAT_INFO.onnx.layout,
   describe: (o) => `onnx ${ONNX_SCHEMES[String(o.bits)]} ${o.layout}${o.groupSize ? ` g${o.groupSize}` : ""}`,
-  checkDestination: OUTPUT_FORMAT_INFO.onnx.checkDestination,
+  checkDestination: (destination) => OUTPUT_FORMAT_INFO.onnx.checkDestination(destination, REPLACES_EARLIER),
   async build(output, context) {
     const { convertToOnnx } = await import("../convert/onnx.js");
     const report = await convertToOnnx({
@@ -91,6 +95,7 @@ const onnx: OutputKind<OnnxOutput> = {
       layout: output.layout,
       ...(output.groupSize !== undefined ? { groupSize: output.groupSize } : {}),
       ...(output.accuracyLevel !== undefined ? { accuracyLevel: output.accuracyLevel } : {}),
+      overwrite: REPLACES_EARLIER,
       onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
     });
     return {
@@ -108,7 +113,7 @@ const mlx: OutputKind<MlxOutput> = {
   format: "mlx",
   layout: OUTPUT_FORMAT_INFO.mlx.layout,
   describe: (o) => `mlx ${o.mixed ?? (o.bits === 1.58 ? "1.58bit" : `${o.bits}bit`)}${o.groupSize ? ` g${o.groupSize}` : ""}`,
-  checkDestination: OUTPUT_FORMAT_INFO.mlx.checkDestination,
+  checkDestination: (destination) => OUTPUT_FORMAT_INFO.mlx.checkDestination(destination, REPLACES_EARLIER),
   checkSource(architecture, config) {
     architecture.mlx?.checkConfig?.(config);
   },
@@ -121,7 +126,7 @@ const mlx: OutputKind<MlxOutput> = {
       ...(output.groupSize !== undefined ? { groupSize: output.groupSize } : {}),
       ...(output.mixed !== undefined ? { mixed: output.mixed.replace(/^mixed_/, "") as "2_6" | "3_4" | "3_6" | "4_6" } : {}),
       ...(output.maxShardSize !== undefined ? { maxShardBytes: parseByteSize(output.maxShardSize, "max-shard-size") } : {}),
-      overwrite: true,
+      overwrite: REPLACES_EARLIER,
       onProgress: ({ doneBytes, totalBytes, tensor }) => context.onProgress(doneBytes, totalBytes, tensor),
     });
     return {

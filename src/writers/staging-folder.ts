@@ -22,13 +22,16 @@ const COPIED_FILES = TOKENIZER_AND_GENERATION_FILES;
 /** Extensions copied whatever the file's name (tiktoken vocabularies, extra chat templates). */
 const COPIED_EXTENSIONS = [".tiktoken", ".jinja"];
 
+/** Every format's refusal of an earlier output, said the same way. */
+export const EXISTING_OUTPUT = "the output already exists; choose another path, or replace it (--force; overwrite: true in the library)";
+
 /** What sits at the destination now, for an MLX model folder. */
 export function checkDestination(output: string, overwrite: boolean): void {
   if (!existsSync(output)) return;
   if (!statSync(output).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way", { file: output });
   const entries = readdirSync(output);
   if (entries.length === 0) return;
-  if (!overwrite) throw new UserError("the output folder exists and is not empty; choose a new folder or allow overwriting it", { file: output });
+  if (!overwrite) throw new UserError(EXISTING_OUTPUT, { file: output });
   if (!entries.includes("config.json")) {
     throw new UserError("the output folder is not empty and does not look like a model folder (no config.json); refusing to replace it", { file: output });
   }

@@ -5,6 +5,7 @@
 import { existsSync, readdirSync, statSync } from "node:fs";
 import type { DecoderHparams } from "../../arch/config.js";
 import { UserError } from "../../errors.js";
+import { EXISTING_OUTPUT } from "../staging-folder.js";
 import type { OnnxBits } from "../../options.js";
 
 export type OnnxLayout = "genai" | "transformersjs";
@@ -43,10 +44,13 @@ export function isOnnxFolder(entries: readonly string[]): boolean {
 }
 
 /** An ONNX export replaces an earlier ONNX folder, never anything else. */
-export function checkOnnxDestination(output: string): void {
+export function checkOnnxDestination(output: string, overwrite: boolean): void {
   if (!existsSync(output)) return;
   if (!statSync(output).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way", { file: output });
-  if (!isOnnxFolder(readdirSync(output))) throw new UserError("the output folder exists and does not hold an ONNX model; choose a new folder", { file: output });
+  const entries = readdirSync(output);
+  if (entries.length === 0) return;
+  if (!isOnnxFolder(entries)) throw new UserError("the output folder exists and does not hold an ONNX model; choose a new folder", { file: output });
+  if (!overwrite) throw new UserError(EXISTING_OUTPUT, { file: output });
 }
 
 /** The `transformers.js_config` entry config.json gets in the transformers.js layout. */
