@@ -26,22 +26,34 @@ export type TernaryKind =
   | "fake-quantized" // floats that are already {-s, 0, +s} per tensor (BitCPM, ternary fine-tunes)
   | "not-ternary";
 
+export const INSPECT_REPORT_SCHEMA = "edgequant-inspect/v1";
+
+export interface InspectOptions {
+  /** Cut metadata arrays (vocabularies hold 100k+ entries) to this many items; their full lengths go to `truncatedArrays`. */
+  readonly maxArray?: number;
+}
+
 export interface InspectReport {
+  readonly schema: typeof INSPECT_REPORT_SCHEMA;
   readonly path: string;
   readonly format: "safetensors" | "gguf";
   /** Checkpoints only. */
   readonly ternary?: TernaryKind;
   readonly metadata: Readonly<Record<string, unknown>>;
+  /** GGUF only: each key's value type as GGUF names it (UINT32, STRING, ARRAY[STRING], ...). */
+  readonly metadataTypes?: Readonly<Record<string, string>>;
+  /** Arrays cut by `maxArray`: key -> full length. */
+  readonly truncatedArrays?: Readonly<Record<string, number>>;
   readonly tensors: readonly InspectedTensor[];
   readonly totalBytes: number;
   readonly parameters: number;
 }
 
 /** Lists tensors and metadata of a safetensors checkpoint (file or folder) or a GGUF file. */
-export async function inspect(path: string): Promise<InspectReport> {
+export async function inspect(path: string, options: InspectOptions = {}): Promise<InspectReport> {
   if (!existsSync(path)) throw new UserError("no such file or folder", { file: path });
   const isGguf = statSync(path).isFile() && path.endsWith(".gguf");
-  return isGguf ? inspectGguf(path) : inspectCheckpoint(path);
+  return isGguf ? inspectGguf(path, options) : inspectCheckpoint(path);
 }
 
 async function inspectCheckpoint(path: string): Promise<InspectReport> {
@@ -54,23 +66,38 @@ async function inspectCheckpoint(path: string): Promise<InspectReport> {
   }
 }
 
-async function inspectGguf(path: string): Promise<InspectReport> {
+async function inspectGguf(path: string, options: InspectOptions): Promise<InspectReport> {
   const parsed = await gguf(resolve(path), { allowLocalFile: true, typedMetadata: true }).catch((cause: Error) => {
     throw new UserError(`not a readable GGUF file (${cause.message})`, { file: path });
   });
   const metadata: Record<string, unknown> = {};
+  const metadataTypes: Record<string, string> = {};
+  const truncatedArrays: Record<string, number> = {};
   for (const [key, entry] of Object.entries(parsed.typedMetadata)) {
     if (key === "version" || key === "tensor_count" || key === "kv_count") continue;
-    const { value, type } = entry as { value: unknown; type: GGUFValueType };
-    // Vocabularies hold 100k+ entries: summarise arrays instead of printing them.
-    metadata[key] = type === GGUFValueType.ARRAY && Array.isArray(value) ? `[${value.length} items]` : typeof value === "bigint" ? Number(value) : value;
+    const { value, type, subType } = entry as { value: unknown; type: GGUFValueType; subType?: GGUFValueType };
+    metadataTypes[key] = type === GGUFValueType.ARRAY ? `ARRAY[${GGUFValueType[subType ?? GGUFValueType.ARRAY]}]` : GGUFValueType[type];
+    if (Array.isArray(value) && options.maxArray !== undefined && value.length > options.maxArray) {
+      truncatedArrays[key] = value.length;
+      metadata[key] = value.slice(0, options.maxArray).map(jsonNumber);
+    } else metadata[key] = Array.isArray(value) ? value.map(jsonNumber) : jsonNumber(value);
   }
   const tensors = parsed.tensorInfos.map((info) => {
     const shape = info.shape.map(Number).reverse();
     const type = info.dtype as unknown as GgmlType;
     return { name: info.name, type: ggmlTypeName(type), shape, bytes: tensorBytes(type, shape) };
   });
-  return report(resolve(path), "gguf", metadata, tensors);
+  return {
+    ...report(resolve(path), "gguf", metadata, tensors),
+    metadataTypes,
+    ...(Object.keys(truncatedArrays).length > 0 ? { truncatedArrays } : {}),
+  };
+}
+
+/** 64-bit integers as JSON numbers when exact, else as decimal strings. */
+function jsonNumber(value: unknown): unknown {
+  if (typeof value !== "bigint") return value;
+  return Number.isSafeInteger(Number(value)) ? Number(value) : value.toString();
 }
 
 const LINEAR_WEIGHT = /\.(q|k|v|o|gate|up|down)_proj\.weight$/;
@@ -91,6 +118,7 @@ async function ternaryKind(checkpoint: Checkpoint): Promise<TernaryKind> {
 
 function report(path: string, format: InspectReport["format"], metadata: Record<string, unknown>, tensors: InspectedTensor[]): InspectReport {
   return {
+    schema: INSPECT_REPORT_SCHEMA,
     path,
     format,
     metadata,

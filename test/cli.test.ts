@@ -22,7 +22,7 @@ describe("the CLI teaches and reports", () => {
     const result = runCli(["convert", TINY_LLAMA, "--to", "onnx", "--bits", "4", "-o", output, "--json", "--no-progress"]);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report).toMatchObject({ format: "onnx", bits: 4, layout: "genai", output });
+    expect(report).toMatchObject({ schema: "edgequant-convert/v1", source: { uri: TINY_LLAMA }, format: "onnx", output, onnx: { bits: 4, layout: "genai" } });
     for (const file of ["model.onnx", "model.onnx_data", "genai_config.json", "config.json", "tokenizer.model"]) expect(existsSync(join(output, file)), file).toBe(true);
     expect(readdirSync(dir).filter((name) => name.includes("partial"))).toEqual([]);
   });
@@ -34,7 +34,7 @@ describe("--to mlx through the CLI", () => {
     const result = runCli(["convert", TINY_LLAMA, "--to", "mlx", "--bits", "4", "--group-size", "64", "-o", output, "--json", "--no-progress"]);
     expect(result.code, result.stderr).toBe(0);
     const report = JSON.parse(result.stdout);
-    expect(report).toMatchObject({ format: "mlx", bits: 4, groupSize: 64, output });
+    expect(report).toMatchObject({ schema: "edgequant-convert/v1", format: "mlx", output, mlx: { bits: 4, groupSize: 64 } });
     expect(existsSync(join(output, "config.json"))).toBe(true);
     const human = runCli(["convert", TINY_LLAMA, "--to", "mlx", "--mixed", "3_6", "-o", join(dir, "tiny-mlx-mixed"), "--no-progress"]);
     expect(human.code, human.stderr).toBe(0);

@@ -19,7 +19,7 @@ describe("@huggingface/gguf parses every GGUF we write, and inspect shows the sa
       const output = join(dir, `tiny-${scheme}.gguf`);
       const converted = runCli(["convert", TINY_LLAMA, "--to", "gguf", "--scheme", scheme, "-o", output, "--no-progress", "--json"]);
       expect(converted.code, converted.stderr).toBe(0);
-      expect(JSON.parse(converted.stdout)).toMatchObject({ output, format: "gguf", architecture: "llama", scheme, tensors: 57 });
+      expect(JSON.parse(converted.stdout)).toMatchObject({ output, format: "gguf", architecture: "llama", gguf: { scheme, tensors: 57 } });
 
       const parsed = await gguf(output, { allowLocalFile: true });
       const shown = runCli(["inspect", output, "--json"]);

@@ -33,11 +33,42 @@ interface ConvertFlags {
   mixed?: string;
 }
 
+const CONVERT_REPORT_SCHEMA = "edgequant-convert/v1";
+
+/** What every format's library report has; the rest is the format's own. */
+interface ConversionReport {
+  readonly output: string;
+  readonly format: OutputFormat;
+  readonly architecture: string;
+  /** Paths (GGUF) or names inside the output folder (ONNX, MLX). */
+  readonly files: readonly string[];
+  readonly warnings: readonly string[];
+}
+
+/**
+ * --json (formats/convert.schema.json): one shape for every format, with absolute file paths,
+ * the source as resolved (a Hub commit included) and the format's own details under its name.
+ */
+function jsonReport(report: ConversionReport, source: Record<string, string>, fit: string | undefined): object {
+  const { output, format, architecture, files, warnings, ...details } = report;
+  return {
+    schema: CONVERT_REPORT_SCHEMA,
+    source,
+    format,
+    output,
+    files: format === "gguf" ? files : files.map((file) => join(output, file)),
+    architecture,
+    warnings,
+    ...(fit ? { fit } : {}),
+    [format]: details,
+  };
+}
+
 /** What every format's conversion reports, for the summary line and --json. */
 interface Summary {
   /** The file or folder a fit manifest describes; absent when this run wrote only part of a model. */
   readonly artifact?: string;
-  readonly report: object;
+  readonly report: ConversionReport;
   readonly warnings: readonly string[];
   readonly lines: readonly string[];
 }
@@ -94,7 +125,8 @@ only when complete. Exit codes: 0 success, 2 bad input or flags, 1 internal erro
       const warnings = [...summary.warnings];
       const fit = summary.artifact === undefined ? undefined : await fitFilesOrWarning(summary.artifact, warnings);
       for (const warning of warnings) process.stderr.write(`warning: ${warning}\n`);
-      const report = fit ? { ...summary.report, fit: fit.json } : summary.report;
+      const source = { uri: sourceArgument, path: resolved.path, ...(resolved.repo ? { repo: resolved.repo } : {}), ...(resolved.revision ? { revision: resolved.revision } : {}) };
+      const report = jsonReport(summary.report, source, fit?.json);
       const lines = fit ? [...summary.lines, `  fit: ${fit.json} (edgequant fit ${summary.artifact} for the table)`] : summary.lines;
       process.stdout.write(flags.json ? `${JSON.stringify(report, null, 2)}\n` : `${lines.join("\n")}\n`);
     });

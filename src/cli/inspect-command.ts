@@ -9,7 +9,8 @@ export function inspectCommand(): Command {
   return new Command("inspect")
     .description("list the tensors (name, type, shape, size) and metadata of a safetensors checkpoint or a GGUF file")
     .argument("<path>", "model folder, hf:org/name[@revision], .safetensors file or .gguf file")
-    .option("--json", "print the full report as JSON")
+    .option("--json", "print the full report as JSON (formats/inspect.schema.json), metadata arrays in full")
+    .option("--max-array <n>", "cut metadata arrays (a vocabulary holds 100k+ tokens) to n items; the full lengths go to truncatedArrays")
     .option("--stats", "per-tensor quantization error of a GGUF against its source (needs --source)")
     .option("--source <path>", "with --stats: the model folder or F16/BF16/F32 GGUF the file was converted from")
     .addHelpText(
@@ -20,13 +21,14 @@ Examples:
   $ edgequant inspect model-q4_k_m.gguf --json | jq '.tensors[0]'
   $ edgequant inspect model-q4_k_m.gguf --stats --source ./Qwen3-0.6B     # RMSE, max |error| per tensor`,
     )
-    .action(async (path: string, flags: { json?: boolean; stats?: boolean; source?: string }) => {
+    .action(async (path: string, flags: { json?: boolean; stats?: boolean; source?: string; maxArray?: string }) => {
+      const maxArray = flags.maxArray === undefined ? undefined : parseMaxArray(flags.maxArray);
       if (flags.stats && !flags.source) throw new UserError("--stats compares against the model the file came from: give it with --source <folder or .gguf>");
       if (flags.source && !flags.stats) throw new UserError("--source is only used with --stats");
       const target = await resolveSource(path, { progress: false });
       const source = flags.source === undefined ? undefined : await resolveSource(flags.source, { progress: false });
       try {
-        const report = await inspect(target.path);
+        const report = await inspect(target.path, maxArray === undefined ? {} : { maxArray });
         const stats = source ? await quantizationError(target.path, source.path) : undefined;
         if (flags.json) process.stdout.write(`${JSON.stringify(stats ? { ...report, stats } : report, null, 2)}\n`);
         else process.stdout.write(stats ? formatStats(stats) : formatReport(report));
@@ -48,7 +50,7 @@ function formatReport(report: InspectReport): string {
   const lines = [`${report.path} (${report.format})`];
   for (const [key, value] of Object.entries(report.metadata)) {
     if (key === "config") continue;
-    lines.push(`  ${key} = ${typeof value === "string" && value.length > 80 ? `${value.slice(0, 77)}...` : JSON.stringify(value)}`);
+    lines.push(`  ${key} = ${summary(value, report.truncatedArrays?.[key])}`);
   }
   const nameWidth = report.tensors.reduce((widest, t) => Math.max(widest, t.name.length), 4);
   lines.push("", `  ${"name".padEnd(nameWidth)}  ${"type".padEnd(6)}  ${"shape".padEnd(16)}  size`);
@@ -58,6 +60,19 @@ function formatReport(report: InspectReport): string {
   lines.push("", `  ${report.tensors.length} tensors, ${(report.parameters / 1e6).toFixed(2)}M parameters, ${formatBytes(report.totalBytes)}`);
   if (report.ternary) lines.push(`  ternary: ${TERNARY_EXPLANATION[report.ternary]}`);
   return `${lines.join("\n")}\n`;
+}
+
+/** A metadata value on one line: long strings cut, arrays of more than a few items counted. */
+function summary(value: unknown, fullLength: number | undefined): string {
+  if (typeof value === "string" && value.length > 80) return `${value.slice(0, 77)}...`;
+  if (Array.isArray(value) && (value.length > 8 || fullLength !== undefined)) return `[${fullLength ?? value.length} items]`;
+  return JSON.stringify(value);
+}
+
+function parseMaxArray(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n)) throw new UserError(`--max-array must be a whole number of items, got '${text}'`);
+  return n;
 }
 
 function formatStats(stats: readonly TensorError[]): string {
