@@ -1,12 +1,13 @@
 import { existsSync, statSync } from "node:fs";
 import { resolve } from "node:path";
-import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { GGUFValueType } from "@huggingface/gguf";
 import { UserError } from "./errors.js";
 import { ARCHITECTURES } from "./arch/index.js";
 import { ternaryLayout } from "./arch/ternary-layout.js";
 import { decodeFloats } from "./quant/float.js";
 import { TernaryScan } from "./quant/ternary.js";
 import { openCheckpoint, type Checkpoint } from "./readers/checkpoint.js";
+import { readGgufHeader } from "./readers/gguf-header.js";
 import { isFloatDtype, type FloatDtype } from "./readers/dtypes.js";
 import { ggmlTypeName, tensorBytes, type GgmlType } from "./quant/ggml-types.js";
 
@@ -67,9 +68,7 @@ async function inspectCheckpoint(path: string): Promise<InspectReport> {
 }
 
 async function inspectGguf(path: string, options: InspectOptions): Promise<InspectReport> {
-  const parsed = await gguf(resolve(path), { allowLocalFile: true, typedMetadata: true }).catch((cause: Error) => {
-    throw new UserError(`not a readable GGUF file (${cause.message})`, { file: path });
-  });
+  const parsed = await readGgufHeader(path);
   const metadata: Record<string, unknown> = {};
   const metadataTypes: Record<string, string> = {};
   const truncatedArrays: Record<string, number> = {};

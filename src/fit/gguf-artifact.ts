@@ -1,10 +1,10 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, resolve } from "node:path";
-import { gguf } from "@huggingface/gguf";
 import { llamaCppGraphTraits } from "../arch/index.js";
 import { UserError } from "../errors.js";
 import { headCounts, type Artifact, type ArtifactTensor, type DecoderHparams } from "./artifact.js";
 import { contiguousBytes, fileTypeName, ggmlType } from "../quant/ggml-types.js";
+import { readGgufHeader } from "../readers/gguf-header.js";
 import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 
 /** Reads a GGUF file (or every shard of a split GGUF) into the fit model's description. */
@@ -17,9 +17,7 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
   let metadata: Record<string, unknown> = {};
   for (const [index, file] of files.entries()) {
     if (!existsSync(file)) throw new UserError(`shard ${index + 1} of the split GGUF is missing`, { file });
-    const parsed = await gguf(file, { allowLocalFile: true }).catch((cause: Error) => {
-      throw new UserError(`not a readable GGUF file (${cause.message})`, { file });
-    });
+    const parsed = await readGgufHeader(file);
     if (index === 0) metadata = parsed.metadata as unknown as Record<string, unknown>;
     for (const info of parsed.tensorInfos) {
       const ne = info.shape.map(Number);

@@ -9,11 +9,11 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
-import { gguf } from "@huggingface/gguf";
 import { UserError } from "../errors.js";
 import { didYouMean } from "../suggest.js";
 import { VERSION } from "../version.js";
 import { fileTypeName } from "../quant/ggml-types.js";
+import { readGgufHeader } from "../readers/gguf-header.js";
 import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 import { FIT_STEP } from "./fit.js";
 import type { FitRequest } from "./recipe.js";
@@ -173,9 +173,7 @@ async function ggufArtifact(outDir: string, files: readonly string[]): Promise<M
   let scheme = "unknown";
   let architecture: string | undefined;
   for (const [index, file] of files.entries()) {
-    const { metadata } = await gguf(file, { allowLocalFile: true }).catch((cause: Error) => {
-      throw new UserError(`not a readable GGUF file (${cause.message})`, { file });
-    });
+    const { metadata } = await readGgufHeader(file);
     const value = (key: string) => (metadata as Record<string, unknown>)[key];
     if (files.length > 1) {
       if (Number(value("split.count")) !== files.length || Number(value("split.no")) !== index) {

@@ -1,6 +1,6 @@
 import { open } from "node:fs/promises";
 import { basename } from "node:path";
-import { gguf } from "@huggingface/gguf";
+import { readGgufHeader } from "../readers/gguf-header.js";
 import { resolveArchitecture } from "../arch/index.js";
 import { UserError } from "../errors.js";
 import { planFromCheckpoint, planFromGguf, type PlannedTensor } from "../plan/gguf.js";
@@ -28,9 +28,7 @@ export interface TensorError {
  * in memory at a time.
  */
 export async function quantizationError(ggufPath: string, sourcePath: string): Promise<TensorError[]> {
-  const parsed = await gguf(ggufPath, { allowLocalFile: true }).catch((cause: Error) => {
-    throw new UserError(`not a readable GGUF file (${cause.message})`, { file: ggufPath });
-  });
+  const parsed = await readGgufHeader(ggufPath);
   const handle = await open(ggufPath, "r");
   const f32 = resolveScheme({ scheme: "f32" });
   const source = sourcePath.endsWith(".gguf") ? await openGgufInput(sourcePath) : await openCheckpoint(sourcePath);

@@ -1,12 +1,11 @@
-import { checkRegularFile } from "./regular-file.js";
 import { open, type FileHandle } from "node:fs/promises";
-import { resolve } from "node:path";
-import { gguf, GGUFValueType } from "@huggingface/gguf";
+import { GGUFValueType } from "@huggingface/gguf";
 import { MAX_WIDTH } from "../arch/config.js";
 import { UserError } from "../errors.js";
 import { GgmlType, ggmlTypeName, tensorBytes } from "../quant/ggml-types.js";
 import type { GgufMetadata, GgufValue } from "../writers/gguf/metadata.js";
 import type { FloatDtype } from "./dtypes.js";
+import { readGgufHeader } from "./gguf-header.js";
 import { readFully } from "./read-fully.js";
 import type { SourceTensor } from "./source-tensor.js";
 
@@ -21,10 +20,7 @@ export interface GgufInput {
 }
 
 export async function openGgufInput(path: string): Promise<GgufInput> {
-  checkRegularFile(path, "GGUF file");
-  const parsed = await gguf(resolve(path), { allowLocalFile: true, typedMetadata: true }).catch((cause: Error) => {
-    throw new UserError(`not a readable GGUF file (${cause.message})`, { file: path });
-  });
+  const parsed = await readGgufHeader(path);
   const metadata: GgufMetadata = new Map();
   for (const [key, entry] of Object.entries(parsed.typedMetadata)) {
     if (key === "version" || key === "tensor_count" || key === "kv_count") continue;
