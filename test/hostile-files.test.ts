@@ -122,8 +122,9 @@ describe("a GGUF input's general.alignment is checked as llama.cpp checks it", (
   });
 });
 
-describe("a GGUF header's counts are checked against the file's size before it is parsed", () => {
-  // Found by the fuzzer: 393,228 tensors declared in a 354 kB file cost 600 MB and 8 s before any error.
+describe("a GGUF header's counts and lengths are checked against the file's size before it is parsed", () => {
+  // Found by the fuzzer: 393,228 tensors declared in a 354 kB file cost 600 MB and 8 s before any error,
+  // and a file cut inside its header made the parser grow its buffer for 18 s.
   it.each([
     ["tensor", 8, 393_228n],
     ["metadata key", 16, 2n ** 40n],
@@ -133,10 +134,29 @@ describe("a GGUF header's counts are checked against the file's size before it i
     const bytes = readFileSync(path);
     bytes.writeBigUInt64LE(count, offset);
     writeFileSync(path, bytes);
-    const message = new RegExp(`${path}: the header declares \\d+ tensors and \\d+ metadata keys, more than a ${bytes.length}-byte file can hold`);
+    const message = new RegExp(`${path}: not a readable GGUF file: the ${what} count at byte ${offset} is ${count}, which needs at least \\d+ bytes, but only \\d+ are left in the file`);
     expectRefused(path, message);
     const inspected = runCli(["inspect", path], { shellPrefix: "timeout 60" });
     expect(inspected.stderr).toMatch(message);
     expect(inspected.code).toBe(2);
+  });
+
+  it.each([
+    ["cut inside the header (12 bytes)", (bytes: Buffer) => bytes.subarray(0, 12), /the tensor count at byte 8 needs 8 bytes, but the file ends at 12/],
+    ["a string value 2^40 bytes long", (bytes: Buffer) => {
+      const key = Buffer.from("tokenizer.ggml.model");
+      bytes.writeBigUInt64LE(2n ** 40n, bytes.indexOf(key) + key.length + 4);
+      return bytes;
+    }, /metadata key \d+'s value's length at byte \d+ is 1099511627776, which needs at least 1099511627776 bytes/],
+    ["an array of 2^40 tokens", (bytes: Buffer) => {
+      const key = Buffer.from("tokenizer.ggml.tokens");
+      bytes.writeBigUInt64LE(2n ** 40n, bytes.indexOf(key) + key.length + 4 + 4);
+      return bytes;
+    }, /metadata key \d+'s value's item count at byte \d+ is 1099511627776, which needs at least 8796093022208 bytes/],
+  ])("%s: refused at once, naming where", async (_, mutate, message) => {
+    const path = join(outDir, `cut-${Math.random().toString(36).slice(2)}.gguf`);
+    await convertToGguf({ source: TINY_LLAMA, output: path, scheme: resolveScheme("q8_0") });
+    writeFileSync(path, mutate(readFileSync(path)));
+    expectRefused(path, message);
   });
 });
