@@ -172,13 +172,13 @@ describe("the output folder", () => {
     const output = join(dir, "out", "existing");
     mkdirSync(output, { recursive: true });
     writeFileSync(join(output, "notes.txt"), "mine");
-    await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8 })).rejects.toThrow(/exists and is not empty/);
+    await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8 })).rejects.toThrow(/the output already exists/);
     await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8, overwrite: true })).rejects.toThrow(/does not look like a model folder/);
     expect(readdirSync(output)).toEqual(["notes.txt"]);
 
     const model = join(dir, "out", "replace");
     await convertToMlx({ source: TINY_LLAMA, output: model, bits: 8 });
-    await expect(convertToMlx({ source: TINY_LLAMA, output: model, bits: 4 })).rejects.toThrow(/exists and is not empty/);
+    await expect(convertToMlx({ source: TINY_LLAMA, output: model, bits: 4 })).rejects.toThrow(/the output already exists/);
     const report = await convertToMlx({ source: TINY_LLAMA, output: model, bits: 4, overwrite: true });
     expect((readMlxFolder(model).config["quantization"] as { bits: number }).bits).toBe(4);
     expect(report.output).toBe(model);

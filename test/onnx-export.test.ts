@@ -172,10 +172,11 @@ describe("package", () => {
     await expect(convertToOnnx({ source: TINY_LLAMA, output: precious, bits: 32 })).rejects.toThrow(/does not hold an ONNX model/);
     expect(readdirSync(precious)).toEqual(["notes.txt"]);
 
-    // An earlier export is replaced as a whole.
+    // An earlier export is refused unless replacing it is asked for; then it is replaced as a whole.
     const first = await convertToOnnx({ source: TINY_LLAMA, output: target, bits: 32 });
     writeFileSync(join(target, "stale.txt"), "");
-    const second = await convertToOnnx({ source: TINY_LLAMA, output: target, bits: 4 });
+    await expect(convertToOnnx({ source: TINY_LLAMA, output: target, bits: 4 })).rejects.toThrow(/the output already exists/);
+    const second = await convertToOnnx({ source: TINY_LLAMA, output: target, bits: 4, overwrite: true });
     expect(readdirSync(target).sort()).toEqual([...second.files].sort());
     expect(first.output).toBe(second.output);
     expect(readdirSync(parent).filter((f) => f.startsWith("."))).toEqual([]);
