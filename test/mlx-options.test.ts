@@ -172,7 +172,7 @@ describe("the output folder", () => {
     const output = join(dir, "out", "existing");
     mkdirSync(output, { recursive: true });
     writeFileSync(join(output, "notes.txt"), "mine");
-    await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8 })).rejects.toThrow(/the output already exists/);
+    await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8 })).rejects.toThrow(/does not look like a model folder/);
     await expect(convertToMlx({ source: TINY_LLAMA, output, bits: 8, overwrite: true })).rejects.toThrow(/does not look like a model folder/);
     expect(readdirSync(output)).toEqual(["notes.txt"]);
 

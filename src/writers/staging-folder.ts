@@ -31,10 +31,11 @@ export function checkDestination(output: string, overwrite: boolean): void {
   if (!statSync(output).isDirectory()) throw new UserError("the output must be a folder, and a file is in the way", { file: output });
   const entries = readdirSync(output);
   if (entries.length === 0) return;
-  if (!overwrite) throw new UserError(EXISTING_OUTPUT, { file: output });
+  // Something that is not a model is never replaced, asked or not.
   if (!entries.includes("config.json")) {
     throw new UserError("the output folder is not empty and does not look like a model folder (no config.json); refusing to replace it", { file: output });
   }
+  if (!overwrite) throw new UserError(EXISTING_OUTPUT, { file: output });
 }
 
 export class StagingFolder {
