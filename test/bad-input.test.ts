@@ -218,7 +218,7 @@ describe("bad flags exit with code 2 and say what is accepted", () => {
     [["convert", TINY_LLAMA, "--to", "mlx", "--bits", "7"], /--bits for --to mlx must be one of 2, 3, 4, 5, 6, 8, 1\.58; got '7'/],
     [["convert", TINY_LLAMA, "--to", "mlx", "--mixed", "3_5"], /--mixed must be one of/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--mixed", "3_6"], /--mixed can only be used with --to mlx/],
-    [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q9_k"], /unknown scheme 'q9_k'; schemes: f32, f16, bf16, q8_0/],
+    [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "q9_k"], /unknown scheme 'q9_k' \(did you mean 'q2_k'\?\); schemes: f32, f16, bf16, q8_0/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--scheme", "f16", "--bits", "16"], /give --scheme or --bits, not both/],
     [["convert", TINY_LLAMA, "--to", "gguf", "--threads", "0"], /--threads must be a positive integer, got '0'/],
     [["convert", TINY_LLAMA], /required option '--to <format>' not specified/],
