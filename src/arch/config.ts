@@ -1,3 +1,4 @@
+import { MAX_WIDTH } from "../readers/source-tensor.js";
 import { UserError } from "../errors.js";
 
 /** config.json as Hugging Face writes it; read only through the accessors below. */
@@ -46,7 +47,7 @@ export interface DecoderHparams {
 /** Far beyond any real model (the largest have ~130 layers, 128 heads, widths of ~50k): larger values are typos or attacks. */
 const MAX_LAYERS = 4096;
 const MAX_HEADS = 4096;
-export const MAX_WIDTH = 1 << 24;
+
 
 export class ConfigReader {
   /**

@@ -1,9 +1,10 @@
 import { isIgnoredTensor, missingHfTensors, tensorNameMapper, type MappedName } from "../arch/tensor-names.js";
-import { ConfigReader, MAX_WIDTH } from "../arch/config.js";
+import { ConfigReader } from "../arch/config.js";
 import type { DecoderHparams } from "../arch/config.js";
 import type { Architecture } from "../arch/types.js";
 import { UserError } from "../errors.js";
 import type { Checkpoint, CheckpointTensor } from "../readers/checkpoint.js";
+import { checkRowLength } from "../readers/source-tensor.js";
 
 export interface MappedTensor {
   readonly tensor: CheckpointTensor;
@@ -61,7 +62,7 @@ export function checkHparamsAgainstTensors(checkpoint: Checkpoint, architecture:
   for (const tensor of checkpoint.tensors.values()) {
     const mapped = mapName(tensor.name);
     if (!mapped) continue;
-    checkRowLength(tensor);
+    checkRowLength(tensor.shape, { file: tensor.file.path, tensor: tensor.name });
     if (mapped.block !== undefined) blocks = Math.max(blocks, mapped.block + 1);
     // Packed ternary weights (U8) hold four values per byte along a dimension: their shape is not the layer's.
     if (mapped.suffix === "weight" && tensor.dtype !== "U8" && !shapes.has(`${mapped.role}.${mapped.block ?? ""}`)) shapes.set(`${mapped.role}.${mapped.block ?? ""}`, tensor.shape);
@@ -95,20 +96,10 @@ const SHAPE_BY_ROLE: Readonly<Record<string, (h: DecoderHparams) => readonly num
   ffn_norm: (h) => [h.hiddenSize],
 };
 
-function tensorError(tensor: CheckpointTensor, problem: string): UserError {
-  return new UserError(problem, { file: tensor.file.path, tensor: tensor.name });
-}
-
-/** A tensor's rows are read whole: a header claiming a row longer than any layer is refused before anything is sized by it. */
-function checkRowLength(tensor: CheckpointTensor): void {
-  const row = tensor.shape[tensor.shape.length - 1] ?? 1;
-  if (row > MAX_WIDTH) throw tensorError(tensor, `its rows of ${row} values are longer than any layer's (at most ${MAX_WIDTH}); the header's shape [${tensor.shape.join(", ")}] is wrong`);
-}
-
 /** The roles with one shape in every architecture must have it (llama.cpp would refuse to load the model otherwise). */
 function checkRoleShape(tensor: CheckpointTensor, mapped: MappedName, hparams: DecoderHparams): void {
   const expected = tensor.dtype === "U8" || mapped.suffix !== "weight" ? undefined : SHAPE_BY_ROLE[mapped.role]?.(hparams);
   if (expected && (expected.length !== tensor.shape.length || expected.some((d, i) => d !== tensor.shape[i]))) {
-    throw tensorError(tensor, `expected shape [${expected.join(", ")}] (from config.json), found [${tensor.shape.join(", ")}]`);
+    throw new UserError(`expected shape [${expected.join(", ")}] (from config.json), found [${tensor.shape.join(", ")}]`, { file: tensor.file.path, tensor: tensor.name });
   }
 }

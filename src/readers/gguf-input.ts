@@ -1,13 +1,12 @@
 import { open, type FileHandle } from "node:fs/promises";
 import { GGUFValueType } from "@huggingface/gguf";
-import { MAX_WIDTH } from "../arch/config.js";
 import { UserError } from "../errors.js";
 import { GgmlType, ggmlTypeName, tensorBytes } from "../quant/ggml-types.js";
 import type { GgufMetadata, GgufValue } from "../writers/gguf/metadata.js";
 import type { FloatDtype } from "./dtypes.js";
 import { readGgufHeader } from "./gguf-header.js";
 import { readFully } from "./read-fully.js";
-import type { SourceTensor } from "./source-tensor.js";
+import { checkRowLength, type SourceTensor } from "./source-tensor.js";
 
 const FLOAT_TYPES: Partial<Record<GgmlType, FloatDtype>> = { [GgmlType.F32]: "F32", [GgmlType.F16]: "F16", [GgmlType.BF16]: "BF16" };
 
@@ -38,10 +37,7 @@ export async function openGgufInput(path: string): Promise<GgufInput> {
         tensor: info.name,
       });
     }
-    const row = Number(info.shape[0] ?? 1);
-    if (row > MAX_WIDTH) {
-      throw new UserError(`its rows of ${row} values are longer than any layer's (at most ${MAX_WIDTH}); the header's shape is wrong`, { file: path, tensor: info.name });
-    }
+    checkRowLength(info.shape.map(Number).reverse(), { file: path, tensor: info.name });
     return { info, type, dtype };
   });
   const handle: FileHandle = await open(path, "r");
