@@ -2,13 +2,13 @@ import { OUTPUT_FORMAT_INFO } from "./formats.js";
 import { basename } from "node:path";
 import { resolveArchitecture } from "../arch/index.js";
 import { planFromCheckpoint, planFromGguf, quantizationKeys, type GgufPlan, type PlannedTensor } from "../plan/gguf.js";
-import { openCheckpoint } from "../readers/checkpoint.js";
+import { openCheckpoint, type Checkpoint } from "../readers/checkpoint.js";
 import { openGgufInput } from "../readers/gguf-input.js";
 import { encodeTensor } from "../quant/encode-tensor.js";
 import { GgmlType, tensorBytes, ggmlTypeName } from "../quant/ggml-types.js";
 import { KernelPool } from "../quant/pool.js";
 import type { Scheme } from "../quant/schemes.js";
-import { readVocabulary, tokenizerSummary, vocabularyMetadata, type TokenizerSummary } from "../tokenizer/index.js";
+import { readVocabulary, tokenizerSummary, vocabularyMetadata, type TokenizerSummary, type Vocabulary } from "../tokenizer/index.js";
 import type { GgufMetadata } from "../writers/gguf/metadata.js";
 import { assignSplits, splitCount, splitMetadata, splitPath, type SplitRule } from "../writers/gguf/split.js";
 import { writeGguf } from "../writers/gguf/writer.js";
@@ -65,15 +65,21 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
   }
   const checkpoint = await openCheckpoint(options.source);
   try {
-    const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
-    const plan = planFromCheckpoint(checkpoint, architecture, options.scheme, basename(checkpoint.directory));
-    const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
-    const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary), ...quantizationKeys(options.scheme)]);
+    const { plan, metadata, vocabulary } = await ggufContents(checkpoint, options.scheme);
     const report = await writePlan(plan, metadata, vocabulary.warnings, options);
     return { ...report, tokenizer: tokenizerSummary(vocabulary) };
   } finally {
     await checkpoint.close();
   }
+}
+
+/** Every tensor and key of the GGUF a checkpoint converts to: what `convert` writes and `plan` sizes. */
+export async function ggufContents(checkpoint: Checkpoint, scheme: Scheme): Promise<{ plan: GgufPlan; metadata: GgufMetadata; vocabulary: Vocabulary }> {
+  const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
+  const plan = planFromCheckpoint(checkpoint, architecture, scheme, basename(checkpoint.directory));
+  const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
+  const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary), ...quantizationKeys(scheme)]);
+  return { plan, metadata, vocabulary };
 }
 
 async function writePlan(plan: GgufPlan, metadata: GgufMetadata, initialWarnings: readonly string[], options: GgufConversionOptions): Promise<ConversionReport> {

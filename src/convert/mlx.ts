@@ -201,7 +201,7 @@ function validateOptions(options: MlxConversionOptions): { bits: MlxBitsOption; 
  * without _name_or_path and vision_config, plus `quantization` and its copy
  * `quantization_config` (or BitNet's own `quantization_config`), keys sorted, indented by 4.
  */
-function configJson(source: Readonly<Record<string, unknown>>, plan: MlxPlan): string {
+export function configJson(source: Readonly<Record<string, unknown>>, plan: MlxPlan): string {
   const config: Record<string, unknown> = { ...source, ...plan.configUpdates };
   delete config["_name_or_path"];
   delete config["vision_config"];

@@ -19,7 +19,7 @@ import { OnnxWeightPlan } from "../plan/onnx.js";
 import { openCheckpoint, readOptionalJson, type Checkpoint } from "../readers/checkpoint.js";
 import type { SourceTensor } from "../readers/source-tensor.js";
 import { buildDecoder } from "../writers/onnx/decoder.js";
-import { ExternalDataWriter } from "../writers/onnx/external-data.js";
+import { ExternalDataWriter, type ExternalData } from "../writers/onnx/external-data.js";
 import { checkOnnxDestination, genaiConfig, onnxFileNames, ONNX_LAYOUTS, transformersJsConfig, type OnnxFileNames, type OnnxLayout } from "../writers/onnx/layout.js";
 import { encodeModel } from "../writers/onnx/proto.js";
 import type { FloatStorage, ValueStats } from "../writers/onnx/weights.js";
@@ -80,7 +80,7 @@ export interface OnnxReport {
 /** Whether `value` is one of `allowed` (the options module's lists), for values from untyped callers. */
 const oneOf = (allowed: readonly number[], value: number): boolean => allowed.includes(value);
 
-interface OnnxSettings {
+export interface OnnxSettings {
   readonly bits: OnnxBits;
   readonly quantized: boolean;
   readonly groupSize: number;
@@ -110,17 +110,16 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   checkOnnxDestination(output, overwrite);
   const checkpoint = await openCheckpoint(options.source);
   try {
-    const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
-    const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
-    const hparams = architectureHparams(architecture, reader);
-    checkHparamsAgainstTensors(checkpoint, architecture, hparams);
-    checkRotaryTables(hparams, checkpoint.configFile);
-    checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
-    const names = onnxFileNames(settings.layout, settings.bits);
+    const prepared = prepareExport(checkpoint, settings);
+    const { names, architecture } = prepared;
     const staging = await StagingFolder.create(output);
     try {
-      const written = await writeModel(checkpoint, architecture, reader, hparams, settings, names, staging, options);
-      const files = [names.modelPath, names.dataPath, ...(await writeSideFiles(checkpoint, hparams, settings, names, staging))];
+      await staging.mkdir(names.folder);
+      const { model, built, stats, plan } = await staging.writeFile(names.dataPath, (handle) =>
+        buildOnnxModel(checkpoint, prepared, new ExternalDataWriter(handle, names.dataName), options.onProgress),
+      );
+      await staging.writeBytes(names.modelPath, encodeModel(model));
+      const files = [names.modelPath, names.dataPath, ...(await writeSideFiles(checkpoint, prepared, staging))];
       await staging.commit((destination) => checkOnnxDestination(destination, overwrite));
       return {
         output,
@@ -132,7 +131,10 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
         modelFile: names.modelPath,
         dataFile: names.dataPath,
         files: files.sort(),
-        ...written,
+        initializers: model.graph!.initializer!.length,
+        weightBytes: built.weightBytes,
+        weights: Object.fromEntries(built.encodings),
+        warnings: onnxWarnings(stats, plan),
       };
     } catch (error) {
       await staging.discard();
@@ -143,11 +145,33 @@ export async function convertToOnnx(options: OnnxConversionOptions): Promise<Onn
   }
 }
 
-/** Plans every weight, builds the graph while streaming the weights into the external data file, then writes the ModelProto. */
-async function writeModel(
-  checkpoint: Checkpoint, architecture: Architecture, reader: ConfigReader, hparams: DecoderHparams,
-  settings: OnnxSettings, names: OnnxFileNames, staging: StagingFolder, options: OnnxConversionOptions,
-): Promise<Pick<OnnxReport, "initializers" | "weightBytes" | "weights" | "warnings">> {
+/** What an export of this checkpoint is, decided and checked before any weight is read. */
+export interface PreparedExport {
+  readonly architecture: Architecture;
+  readonly reader: ConfigReader;
+  readonly hparams: DecoderHparams;
+  readonly settings: OnnxSettings;
+  readonly names: OnnxFileNames;
+}
+
+/** The checks and decisions of an export, for `convert` and for `plan` (which validates the same options). */
+export function prepareExport(checkpoint: Checkpoint, settings: OnnxSettings | OnnxConversionOptions): PreparedExport {
+  const checked = "quantized" in settings ? settings : validateOptions(settings);
+  const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
+  const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
+  const hparams = architectureHparams(architecture, reader);
+  checkHparamsAgainstTensors(checkpoint, architecture, hparams);
+  checkRotaryTables(hparams, checkpoint.configFile);
+  checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
+  return { architecture, reader, hparams, settings: checked, names: onnxFileNames(checked.layout, checked.bits) };
+}
+
+/**
+ * Plans every weight and builds the graph, streaming the weights into `data` (the external data
+ * file, or only its layout when `plan` sizes an export), then the ModelProto that points at them.
+ */
+export async function buildOnnxModel(checkpoint: Checkpoint, prepared: PreparedExport, data: ExternalData, onProgress?: OnnxConversionOptions["onProgress"]) {
+  const { architecture, reader, hparams, settings } = prepared;
   const sources = new Map<string, SourceTensor>();
   for (const tensor of checkpoint.tensors.values()) sources.set(tensor.name, tensor.file.sourceTensor(tensor));
   const has = (name: string) => sources.has(name);
@@ -159,25 +183,18 @@ async function writeModel(
   const plan = new OnnxWeightPlan(bits, settings.groupSize, keptFloat);
   const stats: ValueStats = { nonFinite: 0, overflowedToF16: 0 };
   let doneBytes = 0;
-
-  await staging.mkdir(names.folder);
-  const { built, weightBytes } = await staging.writeFile(names.dataPath, async (handle) => {
-    const writer = new ExternalDataWriter(handle, names.dataName);
-    const decoder = await buildDecoder({
-      architecture, hparams, features: architecture.features(reader, hparams), plan, stats, writer,
-      tensor: (name) => sources.get(name),
-      accuracyLevel: settings.accuracyLevel,
-      onTensor: (name, bytes) => {
-        doneBytes += bytes;
-        options.onProgress?.({ tensor: name, doneBytes, totalBytes });
-      },
-    });
-    return { built: decoder, weightBytes: writer.bytes };
+  const decoder = await buildDecoder({
+    architecture, hparams, features: architecture.features(reader, hparams), plan, stats, writer: data,
+    tensor: (name) => sources.get(name),
+    accuracyLevel: settings.accuracyLevel,
+    onTensor: (name, bytes) => {
+      doneBytes += bytes;
+      onProgress?.({ tensor: name, doneBytes, totalBytes });
+    },
   });
   const doc = `${basename(checkpoint.directory)} (${architecture.gguf}) converted by edgequant: ${bits}-bit${settings.quantized ? `, block ${settings.groupSize}` : ""}`;
-  const model = built.graph.model(architecture.gguf, doc, { "edgequant.bits": String(bits), ...(settings.quantized ? { "edgequant.group_size": String(settings.groupSize) } : {}) });
-  await staging.writeBytes(names.modelPath, encodeModel(model));
-  return { initializers: model.graph!.initializer!.length, weightBytes, weights: Object.fromEntries(built.encodings), warnings: onnxWarnings(stats, plan) };
+  const model = decoder.graph.model(architecture.gguf, doc, { "edgequant.bits": String(bits), ...(settings.quantized ? { "edgequant.group_size": String(settings.groupSize) } : {}) });
+  return { model, built: { encodings: decoder.encodings, weightBytes: data.bytes }, stats, plan };
 }
 
 function onnxWarnings(stats: ValueStats, plan: OnnxWeightPlan): string[] {
@@ -191,19 +208,27 @@ function onnxWarnings(stats: ValueStats, plan: OnnxWeightPlan): string[] {
 }
 
 /** Tokenizer and generation files as they are, config.json (with transformers.js' entry) and genai_config.json; returns their names. */
-async function writeSideFiles(checkpoint: Checkpoint, hparams: DecoderHparams, settings: OnnxSettings, names: OnnxFileNames, staging: StagingFolder): Promise<string[]> {
+async function writeSideFiles(checkpoint: Checkpoint, prepared: PreparedExport, staging: StagingFolder): Promise<string[]> {
   const files = await staging.copyModelFiles(checkpoint.directory);
-  const generation = (await readOptionalJson(join(checkpoint.directory, "generation_config.json"))) as Record<string, unknown> | undefined;
-  const config = JSON.parse(await readFile(checkpoint.configFile, "utf8")) as Record<string, unknown>;
-  if (settings.layout === "transformersjs") {
-    config["transformers.js_config"] = transformersJsConfig(settings.bits, names);
-  } else {
-    await staging.writeText("genai_config.json", `${JSON.stringify(genaiConfig(hparams, names.modelName, config, generation), null, 4)}\n`);
+  const { config, genai } = await exportConfigs(checkpoint, prepared);
+  if (genai) {
+    await staging.writeText("genai_config.json", `${JSON.stringify(genai, null, 4)}\n`);
     files.push("genai_config.json");
   }
   await staging.writeText("config.json", `${JSON.stringify(config, null, 2)}\n`);
   files.push("config.json");
   return files;
+}
+
+/** The export's config.json and (genai layout) genai_config.json. */
+export async function exportConfigs(checkpoint: Checkpoint, { hparams, settings, names }: PreparedExport): Promise<{ config: Record<string, unknown>; genai?: Record<string, unknown> }> {
+  const config = JSON.parse(await readFile(checkpoint.configFile, "utf8")) as Record<string, unknown>;
+  if (settings.layout === "transformersjs") {
+    config["transformers.js_config"] = transformersJsConfig(settings.bits, names);
+    return { config };
+  }
+  const generation = (await readOptionalJson(join(checkpoint.directory, "generation_config.json"))) as Record<string, unknown> | undefined;
+  return { config, genai: genaiConfig(hparams, names.modelName, config, generation) };
 }
 
 /**

@@ -7,6 +7,14 @@ import { contiguousBytes, fileTypeName, ggmlType } from "../quant/ggml-types.js"
 import { readGgufHeader } from "../readers/gguf-header.js";
 import { parseSplitPath, splitPath } from "../writers/gguf/split.js";
 
+/** A GGUF's header as the fit model reads it: plain metadata values and tensor entries. */
+export interface GgufDescription {
+  readonly path: string;
+  readonly metadata: Readonly<Record<string, unknown>>;
+  readonly tensors: readonly ArtifactTensor[];
+  readonly files: readonly { readonly path: string; readonly bytes: number }[];
+}
+
 /** Reads a GGUF file (or every shard of a split GGUF) into the fit model's description. */
 export async function readGgufArtifact(path: string): Promise<Artifact> {
   const full = resolve(path);
@@ -33,6 +41,12 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
       });
     }
   }
+  return ggufArtifact({ path: full, metadata, tensors, files: files.map((file) => ({ path: file, bytes: statSync(file).size })) });
+}
+
+/** The fit model's description of a GGUF from its header: read from a file, or planned before it exists. */
+export function ggufArtifact(gguf: GgufDescription): Artifact {
+  const { metadata, tensors, path } = gguf;
   const arch = String(metadata["general.architecture"] ?? "");
   if (!arch) throw new UserError("GGUF has no general.architecture", { file: path });
   const key = (name: string) => metadata[`${arch}.${name}`];
@@ -76,14 +90,14 @@ export async function readGgufArtifact(path: string): Promise<Artifact> {
   const weightBytes = tensors.reduce((sum, t) => sum + t.bytes, 0);
   const parameters = tensors.reduce((sum, t) => sum + t.ne.reduce((a, b) => a * b, 1), 0);
   return {
-    path: full,
+    path,
     format: "gguf",
-    name: String(metadata["general.name"] ?? basename(full, ".gguf")),
+    name: String(metadata["general.name"] ?? basename(path, ".gguf")),
     quantization: fileType === undefined ? dominantType(tensors) : fileTypeName(Number(fileType)),
     hparams,
     tensors,
     weightBytes,
-    files: files.map((file) => ({ path: file, bytes: statSync(file).size })),
+    files: gguf.files,
     parameters,
     details: {
       kind: "gguf",

@@ -218,7 +218,11 @@ export function largestContext(model: RuntimeModel, modelContext: number): { tok
 
 /** Builds the manifest for the artifact(s) at `artifactPath`. */
 export async function fitManifest(artifactPath: string, options: FitManifestOptions = {}): Promise<FitManifest> {
-  const artifacts = await findArtifacts(artifactPath);
+  return fitArtifacts(await findArtifacts(artifactPath), options);
+}
+
+/** The manifest for artifacts described in memory: read from files, or planned before they exist (`plan`). */
+export async function fitArtifacts(artifacts: readonly Artifact[], options: FitManifestOptions = {}): Promise<FitManifest> {
   const catalogue = await loadCatalogue(options.devicesFile);
   const devices = selectDevices(catalogue, options.devices);
   for (const c of options.contexts ?? []) {

@@ -55,6 +55,19 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
     await file.close();
     for (const info of file.tensors.values()) tensors.push({ name: info.name, type: info.dtype, ne: [...info.shape].reverse(), bytes: info.byteLength, file: shard });
   }
+  return mlxArtifact({ folder, config, tensors, files: shards.map((f) => ({ path: f, bytes: statSync(f).size })) });
+}
+
+/** An MLX model folder as the fit model reads it: config.json and the shards' tensor entries. */
+export interface MlxDescription {
+  readonly folder: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  readonly tensors: readonly ArtifactTensor[];
+  readonly files: readonly { readonly path: string; readonly bytes: number }[];
+}
+
+/** The fit model's description of an MLX folder: read from disk, or planned before it exists. */
+export function mlxArtifact({ folder, config, tensors, files }: MlxDescription): Artifact {
   const text = (config["text_config"] as Record<string, unknown> | undefined) ?? config;
   const nLayer = Number(text["num_hidden_layers"]);
   const nEmbd = Number(text["hidden_size"]);
@@ -93,7 +106,7 @@ export async function readMlxArtifact(folderPath: string): Promise<Artifact> {
     },
     tensors,
     weightBytes,
-    files: shards.map((f) => ({ path: f, bytes: statSync(f).size })),
+    files,
     parameters: quant?.bits
       ? estimateParameters(nLayer, nEmbd, nFf, nVocab, nHead[0] ?? 0, nHeadKv[0] ?? 0, headDim, tied)
       : floatParameters.reduce((sum, t) => sum + t.ne.reduce((a, b) => a * b, 1), 0),

@@ -68,6 +68,26 @@ export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
   } catch (cause) {
     throw new UserError(`not a readable ONNX model (${(cause as Error).message})`, { file });
   }
+  const config = ((await readOptionalJson(join(folder, "config.json"))) ?? {}) as Record<string, unknown>;
+  const genai = (await readOptionalJson(join(folder, "genai_config.json"))) as GenaiConfig | undefined;
+  return onnxArtifact({ file, folder, model, config, ...(genai ? { genai } : {}), fileBytes: (f) => (existsSync(f) ? statSync(f).size : 0) });
+}
+
+type GenaiConfig = { model?: { context_length?: number; decoder?: Record<string, number> } };
+
+/** An ONNX model as the fit model reads it: the ModelProto and the configs beside it. */
+export interface OnnxDescription {
+  readonly file: string;
+  readonly folder: string;
+  readonly model: onnxProto.onnx.ModelProto;
+  readonly config: Readonly<Record<string, unknown>>;
+  /** genai_config.json: present in onnxruntime-genai's layout only. */
+  readonly genai?: GenaiConfig;
+  readonly fileBytes: (path: string) => number;
+}
+
+/** The fit model's description of an ONNX model: read from disk, or planned before it exists. */
+export function onnxArtifact({ file, folder, model, config, genai, fileBytes }: OnnxDescription): Artifact {
   const graph = model.graph;
   if (!graph) throw new UserError("ONNX model has no graph", { file });
   const tensors: ArtifactTensor[] = [];
@@ -90,8 +110,6 @@ export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
     }
     tensors.push({ name: init.name ?? "", type: dtype, ne: [...dims].reverse(), bytes, file: where });
   }
-  const config = ((await readOptionalJson(join(folder, "config.json"))) ?? {}) as Record<string, unknown>;
-  const genai = (await readOptionalJson(join(folder, "genai_config.json"))) as { model?: { context_length?: number; decoder?: Record<string, number> } } | undefined;
   const decoder = genai?.model?.decoder ?? {};
   const nLayer = Number(config["num_hidden_layers"] ?? decoder["num_hidden_layers"]);
   const nEmbd = Number(config["hidden_size"] ?? decoder["hidden_size"]);
@@ -134,14 +152,14 @@ export async function readOnnxArtifact(modelFile: string): Promise<Artifact> {
     },
     tensors,
     weightBytes,
-    files: files.map((f) => ({ path: f, bytes: existsSync(f) ? statSync(f).size : 0 })),
+    files: files.map((f) => ({ path: f, bytes: fileBytes(f) })),
     parameters: Number(config["num_parameters"] ?? 0) || estimateParameters(nLayer, nEmbd, nFf, Number(config["vocab_size"] ?? 0), nHead[0] ?? 0, nHeadKv[0] ?? 0, headDim, Boolean(config["tie_word_embeddings"])),
     details: {
       kind: "onnx",
       modelFile: file,
       kvDtype,
       kvBytesPerElement: kvBits / 8,
-      layout: existsSync(join(folder, "genai_config.json")) ? "genai" : "transformersjs",
+      layout: genai ? "genai" : "transformersjs",
     },
   };
 }

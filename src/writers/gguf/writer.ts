@@ -8,12 +8,16 @@ const GGUF_MAGIC = 0x46554747; // "GGUF" read as a little-endian u32
 const GGUF_VERSION = 3;
 export const DEFAULT_ALIGNMENT = 32;
 
-/** A tensor to write: its header entry, and a function that produces its bytes, in order, when its turn comes. */
-export interface GgufTensorPlan {
+/** A tensor's header entry. */
+export interface GgufTensorEntry {
   readonly name: string;
   readonly type: GgmlType;
   /** PyTorch order, outermost first; GGUF stores the reverse (ggml's ne[0] is the row length). */
   readonly shape: readonly number[];
+}
+
+/** A tensor to write: its header entry, and a function that produces its bytes, in order, when its turn comes. */
+export interface GgufTensorPlan extends GgufTensorEntry {
   /** Chunks of the tensor's bytes; chunking keeps memory bounded below the tensor's size. */
   readonly produce: () => AsyncIterable<Uint8Array>;
 }
@@ -55,6 +59,22 @@ export async function writeGguf(
   });
 }
 
+/**
+ * The file `writeGguf` writes for these keys and tensors, without their data: the exact header
+ * bytes, where each tensor's data starts (relative to the data section) and the file's size.
+ */
+export function ggufLayout(metadata: GgufMetadata, tensors: readonly GgufTensorEntry[]): { header: Uint8Array; offsets: number[]; fileBytes: number } {
+  const alignment = alignmentOf(metadata);
+  const { header, sizes } = encodeHeader(metadata, tensors, alignment);
+  const offsets: number[] = [];
+  let position = 0;
+  for (const size of sizes) {
+    offsets.push(position);
+    position += size + padding(position + size, alignment);
+  }
+  return { header, offsets, fileBytes: header.byteLength + position };
+}
+
 function alignmentOf(metadata: GgufMetadata): number {
   const entry = metadata.get("general.alignment");
   if (!entry) return DEFAULT_ALIGNMENT;
@@ -64,7 +84,7 @@ function alignmentOf(metadata: GgufMetadata): number {
   return entry.value;
 }
 
-function encodeHeader(metadata: GgufMetadata, tensors: readonly GgufTensorPlan[], alignment: number) {
+function encodeHeader(metadata: GgufMetadata, tensors: readonly GgufTensorEntry[], alignment: number) {
   const out = new HeaderEncoder();
   out.u32(GGUF_MAGIC);
   out.u32(GGUF_VERSION);

@@ -16,7 +16,7 @@ import type { Architecture, DecoderFeatures } from "../../arch/types.js";
 import { UserError } from "../../errors.js";
 import type { OnnxWeightPlan } from "../../plan/onnx.js";
 import type { SourceTensor } from "../../readers/source-tensor.js";
-import type { ExternalDataWriter } from "./external-data.js";
+import type { ExternalData } from "./external-data.js";
 import { GraphBuilder, MS_DOMAIN } from "./graph.js";
 import { ElementType } from "./proto.js";
 import { rotaryCaches } from "./rotary.js";
@@ -32,7 +32,7 @@ export interface DecoderSource {
   tensor(name: string): SourceTensor | undefined;
   readonly plan: OnnxWeightPlan;
   readonly accuracyLevel: number;
-  readonly writer: ExternalDataWriter;
+  readonly writer: ExternalData;
   readonly stats: ValueStats;
   /** Called after each source tensor is written, with its source byte count. */
   onTensor(name: string, sourceBytes: number): void;

@@ -5,7 +5,7 @@
 import { UserError } from "../../errors.js";
 import { countNonFinite, decodeFloats, encodeFloats } from "../../quant/float.js";
 import type { SourceTensor } from "../../readers/source-tensor.js";
-import { bytesOf, type ExternalDataWriter } from "./external-data.js";
+import { bytesOf, type ExternalData } from "./external-data.js";
 import { kBlocks, quantizeNBits, zeroPointRowBytes, type NBitsLayout, type NBitsMethod } from "./nbits.js";
 import { ElementType, type TensorProto } from "./proto.js";
 import { TernaryScan } from "../../quant/ternary.js";
@@ -56,12 +56,12 @@ function countNonFiniteF32(values: Float32Array): number {
 }
 
 /** The tensor as it is stored (same shape), in `storage`. */
-export async function writeFloatTensor(writer: ExternalDataWriter, name: string, source: SourceTensor, storage: FloatStorage, stats?: ValueStats): Promise<TensorProto> {
+export async function writeFloatTensor(writer: ExternalData, name: string, source: SourceTensor, storage: FloatStorage, stats?: ValueStats): Promise<TensorProto> {
   return writer.write(name, STORAGE_TYPE[storage], source.shape, mapChunks(floatRows(source, stats), ({ values }) => encodeStorage(values, storage, stats)));
 }
 
 /** Values computed here (rotary caches), written as float32. */
-export async function writeComputed(writer: ExternalDataWriter, name: string, dims: readonly number[], values: Float32Array): Promise<TensorProto> {
+export async function writeComputed(writer: ExternalData, name: string, dims: readonly number[], values: Float32Array): Promise<TensorProto> {
   return writer.write(name, ElementType.FLOAT, dims, [bytesOf(values)]);
 }
 
@@ -69,13 +69,14 @@ export async function writeComputed(writer: ExternalDataWriter, name: string, di
  * A PyTorch Linear weight [N, K] as MatMul's right-hand side [K, N]. Transposing needs
  * the whole tensor, so this holds it once as float32 (the only whole-tensor step).
  */
-export async function writeTransposed(writer: ExternalDataWriter, name: string, source: SourceTensor, storage: FloatStorage, stats?: ValueStats): Promise<TensorProto> {
+export async function writeTransposed(writer: ExternalData, name: string, source: SourceTensor, storage: FloatStorage, stats?: ValueStats): Promise<TensorProto> {
   const [n, k] = source.shape as [number, number];
-  const raw = await source.read(0, source.byteLength);
-  if (stats) stats.nonFinite += countNonFinite(raw, source.dtype);
-  const values = decodeFloats(raw, source.dtype);
   const perChunk = Math.max(1, Math.floor(CHUNK_BYTES / 4 / n));
-  function* chunks(): Generator<Uint8Array> {
+  // Read when the writer asks for the bytes (never, when only the layout is planned).
+  async function* chunks(): AsyncGenerator<Uint8Array> {
+    const raw = await source.read(0, source.byteLength);
+    if (stats) stats.nonFinite += countNonFinite(raw, source.dtype);
+    const values = decodeFloats(raw, source.dtype);
     for (let first = 0; first < k; first += perChunk) {
       const rows = Math.min(perChunk, k - first);
       const out = new Float32Array(rows * n);
@@ -100,7 +101,7 @@ interface NBitsTensors {
  * points; `flat` writes B as [N, kBlocks * blob] for GatherBlockQuantized (same bytes).
  */
 export async function writeNBits(
-  writer: ExternalDataWriter,
+  writer: ExternalData,
   baseName: string,
   source: SourceTensor,
   layout: NBitsLayout,
@@ -111,14 +112,13 @@ export async function writeNBits(
   const perRow = kBlocks(layout);
   const scales = new Float32Array(layout.n * perRow);
   const zpRow = zeroPointRowBytes(layout);
-  let zeroPoints: Uint8Array | undefined;
+  // Known from the method alone, so a planned layout has the same tensors as a written one.
+  const zeroPoints = method.kind === "ternary" ? new Uint8Array(layout.n * zpRow) : undefined;
   const data = mapChunks(floatRows(source, stats), ({ firstRow, rows, values }) => {
     const quantized = quantizeNBits(values, layout, method);
     scales.set(quantized.scales, firstRow * perRow);
-    if (quantized.zeroPoints) {
-      zeroPoints ??= new Uint8Array(layout.n * zpRow);
-      zeroPoints.set(quantized.zeroPoints, firstRow * zpRow);
-    }
+    if (Boolean(quantized.zeroPoints) !== Boolean(zeroPoints)) throw new Error(`internal: ${method.kind} zero points not as planned`);
+    if (quantized.zeroPoints) zeroPoints!.set(quantized.zeroPoints, firstRow * zpRow);
     return quantized.data;
   });
   const blob = (layout.blockSize * layout.bits) / 8;
