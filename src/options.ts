@@ -72,3 +72,11 @@ export function parsePart(text: string): { index: number; count: number } {
   if (!match || count < 1 || index < 1 || index > count) throw new UserError(`--part takes i/N with 1 <= i <= N, e.g. 2/3; got '${text}'`);
   return { index: index - 1, count };
 }
+
+/** A context length: "8k" -> 8192, "32K" -> 32768, "4096" -> 4096. */
+export function parseContext(text: string): number {
+  const match = /^(\d+)([kK])?$/.exec(text.trim());
+  const value = match ? Number(match[1]) * (match[2] ? 1024 : 1) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1) throw new UserError(`--ctx takes positive token counts such as 2048 or 8k; got '${text}'`);
+  return value;
+}

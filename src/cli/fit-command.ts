@@ -1,5 +1,6 @@
 import { Command, Option } from "commander";
 import { UserError } from "../errors.js";
+import { parseContext } from "../options.js";
 import { loadCatalogue } from "../fit/devices.js";
 import { fitManifest, type FitManifest, type FitResult } from "../fit/manifest.js";
 import { DEFAULT_KV_CONFIGS, type KvConfig } from "../fit/runtimes.js";
@@ -65,14 +66,6 @@ in the JSON (runtime overheads, ONNX Runtime / MLX activations) are approximate.
       process.stdout.write(formatTable(manifest, config));
       if (written) process.stdout.write(`\nwrote ${written.json}\n      ${written.svg}\n`);
     });
-}
-
-/** "8k" -> 8192, "32K" -> 32768, "4096" -> 4096. */
-function parseContext(text: string): number {
-  const match = /^(\d+)([kK])?$/.exec(text);
-  const value = match ? Number(match[1]) * (match[2] ? 1024 : 1) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) throw new UserError(`--ctx takes positive token counts such as 2048 or 8k; got '${text}'`);
-  return value;
 }
 
 async function listDevices(devicesFile: string | undefined): Promise<string> {

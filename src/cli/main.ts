@@ -5,6 +5,7 @@ import { convertCommand } from "./convert-command.js";
 import { fitCommand } from "./fit-command.js";
 import { inspectCommand } from "./inspect-command.js";
 import { manifestCommand } from "./manifest-command.js";
+import { planCommand } from "./plan-command.js";
 import { runCommand } from "./run-command.js";
 
 const EXIT_OK = 0;
@@ -21,6 +22,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     .addCommand(convertCommand().exitOverride())
     .addCommand(inspectCommand().exitOverride())
     .addCommand(fitCommand().exitOverride())
+    .addCommand(planCommand().exitOverride())
     .addCommand(runCommand().exitOverride())
     .addCommand(manifestCommand().exitOverride());
   // Ctrl-C: exit through 'exit' handlers, which remove partial output files.

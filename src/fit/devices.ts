@@ -9,6 +9,7 @@ import { parse } from "yaml";
 import { UserError } from "../errors.js";
 import { didYouMean } from "../suggest.js";
 import type { ArtifactFormat } from "./artifact.js";
+import { HOST_DEVICE_ID, hostDevice } from "./host-device.js";
 import type { CpuRepackProfile } from "./llama-cpp.js";
 
 const FORMATS = new URL("../../formats/", import.meta.url);
@@ -26,6 +27,17 @@ export interface Runtime {
   readonly formats: readonly ArtifactFormat[];
   readonly overhead: { readonly host: number; readonly device: number };
   readonly overheadBasis: string;
+  readonly source: readonly string[];
+}
+
+/** What an OS's memory limit counts: only what must stay resident, or the peak resident set with mapped file pages. */
+export type LimitCounts = "resident" | "peak";
+
+export interface Platform {
+  readonly id: string;
+  readonly name: string;
+  readonly limitCounts: LimitCounts;
+  readonly basis: string;
   readonly source: readonly string[];
 }
 
@@ -57,6 +69,9 @@ export interface Device {
     readonly bandwidthBasis?: string;
   };
   readonly runtimes: readonly string[];
+  /** The platforms entry naming what the device's memory limit counts (absent: read as "peak", the conservative figure). */
+  readonly os?: string;
+  readonly limitCounts: LimitCounts;
   readonly source: readonly string[];
   /** "built-in" or the --devices-file path. */
   readonly origin: string;
@@ -65,6 +80,7 @@ export interface Device {
 export interface Catalogue {
   readonly devices: readonly Device[];
   readonly runtimes: ReadonlyMap<string, Runtime>;
+  readonly platforms: ReadonlyMap<string, Platform>;
 }
 
 const UNITS: Record<string, number> = {
@@ -123,6 +139,15 @@ interface RawDevice {
   cpu?: { arch: string; repack?: CpuRepackProfile };
   gpu?: Record<string, unknown>;
   runtimes: string[];
+  os?: string;
+  source: string | string[];
+}
+
+interface RawPlatform {
+  id: string;
+  name: string;
+  limitCounts: LimitCounts;
+  basis: string;
   source: string | string[];
 }
 
@@ -142,7 +167,7 @@ function toRuntime(raw: RawRuntime): Runtime {
   };
 }
 
-function toDevice(raw: RawDevice, origin: string): Device {
+function toDevice(raw: RawDevice, origin: string, platforms: ReadonlyMap<string, Platform>): Device {
   const where = `device ${raw.id}`;
   const m = raw.memory;
   const optional = (value: unknown) => (value === undefined ? undefined : parseSize(value, where));
@@ -179,12 +204,14 @@ function toDevice(raw: RawDevice, origin: string): Device {
         }
       : {}),
     runtimes: raw.runtimes,
+    ...(raw.os ? { os: raw.os } : {}),
+    limitCounts: raw.os ? (platforms.get(raw.os)?.limitCounts ?? "peak") : "peak",
     source: list(raw.source),
     origin,
   };
 }
 
-async function readCatalogueFile(file: string | URL): Promise<{ runtimes: RawRuntime[]; devices: RawDevice[] }> {
+async function readCatalogueFile(file: string | URL): Promise<{ runtimes: RawRuntime[]; devices: RawDevice[]; platforms: RawPlatform[] }> {
   const label = file instanceof URL ? file.pathname : file;
   const text = await readFile(file, "utf8").catch((cause: NodeJS.ErrnoException) => {
     throw new UserError(cause.code === "ENOENT" ? "no such device file" : `cannot read the device file (${cause.message})`, { file: label });
@@ -196,35 +223,42 @@ async function readCatalogueFile(file: string | URL): Promise<{ runtimes: RawRun
     throw new UserError(`not valid YAML (${(cause as Error).message.split("\n")[0]})`, { file: label });
   }
   validate(data, label);
-  const d = data as { runtimes?: RawRuntime[]; devices?: RawDevice[] };
-  return { runtimes: d.runtimes ?? [], devices: d.devices ?? [] };
+  const d = data as { runtimes?: RawRuntime[]; devices?: RawDevice[]; platforms?: RawPlatform[] };
+  return { runtimes: d.runtimes ?? [], devices: d.devices ?? [], platforms: d.platforms ?? [] };
 }
 
 /** The built-in catalogue, with `devicesFile`'s entries added (replacing built-in ones of the same id). */
 export async function loadCatalogue(devicesFile?: string): Promise<Catalogue> {
   const builtIn = await readCatalogueFile(DEVICES_FILE);
-  const user = devicesFile ? await readCatalogueFile(devicesFile) : { runtimes: [], devices: [] };
+  const user = devicesFile ? await readCatalogueFile(devicesFile) : { runtimes: [], devices: [], platforms: [] };
   const runtimes = new Map<string, Runtime>();
   for (const raw of [...builtIn.runtimes, ...user.runtimes]) runtimes.set(raw.id, toRuntime(raw));
+  const platforms = new Map<string, Platform>();
+  for (const raw of [...builtIn.platforms, ...user.platforms]) platforms.set(raw.id, { ...raw, source: list(raw.source) });
   const devices = new Map<string, Device>();
-  for (const raw of builtIn.devices) devices.set(raw.id, toDevice(raw, "built-in"));
-  for (const raw of user.devices) devices.set(raw.id, toDevice(raw, devicesFile!));
+  for (const raw of builtIn.devices) devices.set(raw.id, toDevice(raw, "built-in", platforms));
+  for (const raw of user.devices) devices.set(raw.id, toDevice(raw, devicesFile!, platforms));
   for (const device of devices.values()) {
+    const file = device.origin === "built-in" ? DEVICES_FILE.pathname : device.origin;
     for (const id of device.runtimes) {
-      if (!runtimes.has(id)) throw new UserError(`device ${device.id} lists runtime '${id}', which no runtimes entry defines`, { file: device.origin === "built-in" ? DEVICES_FILE.pathname : device.origin });
+      if (!runtimes.has(id)) throw new UserError(`device ${device.id} lists runtime '${id}', which no runtimes entry defines`, { file });
+    }
+    if (device.os !== undefined && !platforms.has(device.os)) {
+      throw new UserError(`device ${device.id} names os '${device.os}', which no platforms entry defines${didYouMean(device.os, [...platforms.keys()])}`, { file });
     }
   }
-  return { devices: [...devices.values()], runtimes };
+  return { devices: [...devices.values()], runtimes, platforms };
 }
 
-/** Devices by id, in the order asked; all of them when `ids` is empty. */
+/** Devices by id, in the order asked ("this": the machine we run on, read now); all of them when `ids` is empty. */
 export function selectDevices(catalogue: Catalogue, ids: readonly string[] | undefined): Device[] {
   if (!ids || ids.length === 0) return [...catalogue.devices];
   return ids.map((id) => {
+    if (id === HOST_DEVICE_ID) return hostDevice(catalogue.platforms);
     const device = catalogue.devices.find((d) => d.id === id);
     if (!device) {
       const known = catalogue.devices.map((d) => d.id);
-      throw new UserError(`unknown device '${id}'${didYouMean(id, known)}; known: ${known.join(", ")}`);
+      throw new UserError(`unknown device '${id}'${didYouMean(id, known)}; known: ${HOST_DEVICE_ID} (this machine), ${known.join(", ")}`);
     }
     return device;
   });

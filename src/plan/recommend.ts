@@ -1,0 +1,135 @@
+/**
+ * Which planned artifact to pick per device: the best-ranked one (least perplexity lost, from
+ * formats/quality.yaml's measured tables) whose fit row at the requested context fits with the
+ * headroom asked for; ties go to the smaller file.
+ */
+import { readFileSync } from "node:fs";
+import { parse } from "yaml";
+import type { FitManifest, FitResult, FitRow } from "../fit/manifest.js";
+import type { KvConfig } from "../fit/runtimes.js";
+import type { Candidate } from "./candidates.js";
+
+const QUALITY_FILE = new URL("../../formats/quality.yaml", import.meta.url);
+
+interface QualityTable {
+  readonly source: string;
+  readonly ppl16: number;
+  readonly deltaPpl: Readonly<Record<string, number>>;
+  readonly lossless?: readonly string[];
+  readonly sameAs?: Readonly<Record<string, string>>;
+}
+
+/** A candidate's quality cost: perplexity increase over 16 bits in percent, and where the figure comes from. */
+export interface Quality {
+  readonly deltaPplPercent: number | null;
+  readonly source: string;
+}
+
+let tables: Readonly<Record<"gguf" | "onnx" | "mlx", QualityTable>> | undefined;
+
+function qualityTables() {
+  tables ??= parse(readFileSync(QUALITY_FILE, "utf8")) as Record<"gguf" | "onnx" | "mlx", QualityTable>;
+  return tables;
+}
+
+export function qualityOf(candidate: Pick<Candidate, "format" | "setting">): Quality {
+  const all = qualityTables();
+  const gguf = (scheme: string): number | null => {
+    if (all.gguf.lossless?.includes(scheme)) return 0;
+    const delta = all.gguf.deltaPpl[scheme];
+    return delta === undefined ? null : (100 * delta) / all.gguf.ppl16;
+  };
+  switch (candidate.format) {
+    case "gguf":
+      return { deltaPplPercent: gguf(candidate.setting), source: all.gguf.source };
+    case "onnx": {
+      const same = all.onnx.sameAs?.[candidate.setting.replace(/^(fp|int)/, "")];
+      return { deltaPplPercent: same === undefined ? null : gguf(same), source: all.onnx.source };
+    }
+    case "mlx": {
+      const delta = all.mlx.deltaPpl[candidate.setting];
+      return { deltaPplPercent: delta === undefined || !all.mlx.ppl16 ? null : (100 * delta) / all.mlx.ppl16, source: all.mlx.source };
+    }
+  }
+}
+
+export interface Recommendation {
+  readonly device: string;
+  readonly context: number;
+  /** The candidate picked, or null when none fits. */
+  readonly pick: string | null;
+  readonly runtime: string | null;
+  readonly total?: number;
+  readonly headroom?: number;
+  readonly bindingPool?: string;
+  readonly largestContext?: number | null;
+  readonly decodeTokensPerSecond?: number;
+  readonly reason: string;
+}
+
+/**
+ * One recommendation per device at `context`, over `config`'s results (f16 KV cache with flash
+ * attention on by default: llama.cpp's auto default on most backends). `headroomFraction` of the
+ * binding budget must stay free.
+ */
+export function recommend(manifest: FitManifest, candidates: readonly Candidate[], context: number, config: KvConfig, headroomFraction: number): Recommendation[] {
+  const idOf = new Map(manifest.artifacts.map((a, i) => [a.id, candidates[i]!]));
+  return manifest.devices.map((device): Recommendation => {
+    const results = manifest.results.filter((r) => r.device === device.id && r.kvCache === config.kvCache && r.flashAttention === config.flashAttention && r.supported);
+    const fitting: { result: FitResult; row: FitRow; candidate: Candidate; quality: Quality }[] = [];
+    let closest: { row: FitRow; candidate: Candidate } | undefined;
+    for (const result of results) {
+      const row = result.rows?.find((r) => r.context === context);
+      const candidate = idOf.get(result.artifact)!;
+      if (!row || row.exceedsModelContext) continue;
+      const budget = row.pools.find((p) => p.pool === row.bindingPool)!.budget;
+      if (row.fits && row.headroom >= headroomFraction * budget) fitting.push({ result, row, candidate, quality: qualityOf(candidate) });
+      else if (!closest || row.total < closest.row.total) closest = { row, candidate };
+    }
+    const rank = (q: Quality) => q.deltaPplPercent ?? Infinity;
+    fitting.sort((a, b) => rank(a.quality) - rank(b.quality) || a.candidate.artifact.weightBytes - b.candidate.artifact.weightBytes);
+    const best = fitting[0];
+    if (!best) {
+      const trained = manifest.artifacts[0]?.contextLength ?? 0;
+      const reason = context > trained
+        ? `${context} tokens is beyond the model's trained context (${trained}); plan with --ctx ${trained} or less`
+        : closest
+        ? `nothing fits ${context} tokens with ${Math.round(headroomFraction * 100)}% headroom; the smallest, ${closest.candidate.id}, needs ${gib(closest.row.total)} GiB (${closest.row.bindingPool} budget ${gib(closest.row.pools.find((p) => p.pool === closest.row.bindingPool)!.budget)} GiB)`
+        : `no planned artifact runs on this device's runtimes at ${context} tokens`;
+      return { device: device.id, context, pick: null, runtime: null, reason };
+    }
+    const { row, result, candidate, quality } = best;
+    const budget = row.pools.find((p) => p.pool === row.bindingPool)!.budget;
+    const better = rankedAbove(results, idOf, candidate);
+    const cost = quality.deltaPplPercent === null ? "quality not measured" : `+${quality.deltaPplPercent.toFixed(2)}% perplexity`;
+    const reason =
+      `${cost}; ${row.bindingPool} is the binding pool: ${gib(row.total)} of ${gib(budget)} GiB at ${context} tokens, ${gib(row.headroom)} GiB free` +
+      (result.largestContext ? `; fits up to ${result.largestContext.tokens ?? 0} tokens (${result.largestContext.limitedBy})` : "") +
+      (better.length > 0 ? `; better-ranked ${better.slice(0, 2).join(", ")} do not fit with the headroom` : "");
+    return {
+      device: device.id,
+      context,
+      pick: candidate.id,
+      runtime: result.runtime,
+      total: row.total,
+      headroom: row.headroom,
+      bindingPool: row.bindingPool,
+      largestContext: result.largestContext?.tokens ?? null,
+      decodeTokensPerSecond: row.decodeTokensPerSecond,
+      reason,
+    };
+  });
+}
+
+/** Candidates this device runs that rank better than `picked` (they did not fit). */
+function rankedAbove(results: readonly FitResult[], idOf: ReadonlyMap<string, Candidate>, picked: Candidate): string[] {
+  const pickedRank = qualityOf(picked).deltaPplPercent ?? Infinity;
+  return results
+    .map((r) => idOf.get(r.artifact)!)
+    .filter((c) => (qualityOf(c).deltaPplPercent ?? Infinity) < pickedRank && c !== picked)
+    .sort((a, b) => (qualityOf(a).deltaPplPercent ?? Infinity) - (qualityOf(b).deltaPplPercent ?? Infinity))
+    .map((c) => c.id)
+    .filter((id, i, all) => all.indexOf(id) === i);
+}
+
+const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
