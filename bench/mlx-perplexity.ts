@@ -59,11 +59,15 @@ console.error(`corpus characters ${offset}..${offset + text.length} (${text.leng
 interface Row {
   variant: string;
   perplexity: number;
+  /** Against fp16 (when it ran first): perplexity increase, and its standard error from the paired per-token losses, as llama-perplexity reports. */
+  deltaPpl?: number;
+  deltaPplUncertainty?: number;
   bitsPerWeight: number;
   bytes: number;
   seconds: number;
 }
 const rows: Row[] = [];
+let baselineLosses: number[] | undefined;
 
 for (const variant of variants) {
   const started = performance.now();
@@ -87,19 +91,19 @@ for (const variant of variants) {
     const tensors: TensorToWrite[] = [...dequantized].map(([name, t]) => ({ name, shape: t.shape, dtype: "F32", data: t.data }));
     writeHfFolderF32(folder, config, tensors);
   }
-  let nll = 0;
-  let scored = 0;
+  const losses: number[] = [];
   for (let w = 0; w < windows; w++) {
     const input = [BOS, ...tokens.slice(w * body, (w + 1) * body)];
     const logits = referenceLogits(folder, input);
-    for (let t = WINDOW / 2; t + 1 < input.length; t++) {
-      nll -= logSoftmax(logits[t]!)[input[t + 1]!]!;
-      scored++;
-    }
+    for (let t = WINDOW / 2; t + 1 < input.length; t++) losses.push(-logSoftmax(logits[t]!)[input[t + 1]!]!);
   }
-  const row = { variant, perplexity: Math.exp(nll / scored), bitsPerWeight, bytes, seconds: (performance.now() - started) / 1000 };
+  const scored = losses.length;
+  const perplexity = Math.exp(losses.reduce((a, b) => a + b, 0) / scored);
+  if (variant === "fp16") baselineLosses = losses;
+  const row: Row = { variant, perplexity, ...pairedDelta(losses, baselineLosses), bitsPerWeight, bytes, seconds: (performance.now() - started) / 1000 };
   rows.push(row);
-  console.error(`${variant.padEnd(10)} perplexity ${row.perplexity.toFixed(4)}  ${row.bitsPerWeight.toFixed(3)} bits/weight  ${row.bytes} bytes  (${row.seconds.toFixed(1)} s, ${scored} tokens)`);
+  const delta = row.deltaPpl === undefined ? "" : `  Δ ${row.deltaPpl.toFixed(4)} ± ${row.deltaPplUncertainty!.toFixed(4)}`;
+  console.error(`${variant.padEnd(10)} perplexity ${row.perplexity.toFixed(4)}${delta}  ${row.bitsPerWeight.toFixed(3)} bits/weight  ${row.bytes} bytes  (${row.seconds.toFixed(1)} s, ${scored} tokens)`);
 }
 
 const baseline = rows.find((r) => r.variant === "fp16")?.perplexity;
@@ -110,6 +114,18 @@ else {
   for (const r of rows) console.log(`| ${r.variant} | ${r.bitsPerWeight.toFixed(3)} | ${r.perplexity.toFixed(4)} | ${baseline ? `${(((r.perplexity / baseline) - 1) * 100).toFixed(2)}%` : ""} |`);
 }
 rmSync(dir, { recursive: true, force: true });
+
+/** ΔPPL = PPL - PPL16 and its standard error: the mean paired loss difference's, carried through exp (delta method). */
+function pairedDelta(losses: readonly number[], baseline: readonly number[] | undefined): Pick<Row, "deltaPpl" | "deltaPplUncertainty"> {
+  if (!baseline || baseline.length !== losses.length) return {};
+  const n = losses.length;
+  const differences = losses.map((l, i) => l - baseline[i]!);
+  const mean = differences.reduce((a, b) => a + b, 0) / n;
+  const variance = differences.reduce((a, d) => a + (d - mean) ** 2, 0) / (n - 1);
+  const ppl = Math.exp(losses.reduce((a, b) => a + b, 0) / n);
+  const ppl16 = Math.exp(baseline.reduce((a, b) => a + b, 0) / n);
+  return { deltaPpl: ppl - ppl16, deltaPplUncertainty: ppl * Math.sqrt(variance / n) };
+}
 
 function parseVariant(variant: string): { bits: 2 | 3 | 4 | 5 | 6 | 8; groupSize?: 32 | 64 | 128; mixed?: "2_6" | "3_4" | "3_6" | "4_6" } {
   const mixed = /^mixed_(\d)_(\d)$/.exec(variant);

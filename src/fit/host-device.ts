@@ -29,7 +29,7 @@ export interface HostFacts {
 const OS_PLATFORM: Partial<Record<NodeJS.Platform, string>> = { linux: "linux", darwin: "macos", win32: "windows" };
 
 /** `platforms` says what the OS's memory limit counts (src/fit/devices.ts, formats/devices.yaml). */
-export function hostDevice(platforms: ReadonlyMap<string, Platform>, facts: HostFacts = readHostFacts()): Device {
+export function hostDevice(platforms: ReadonlyMap<string, Platform>, facts: HostFacts = hostFactsNow()): Device {
   const os = OS_PLATFORM[facts.platform];
   const repack = repackProfile(facts);
   const apple = facts.platform === "darwin" && facts.arch === "arm64";
@@ -66,6 +66,14 @@ export function repackProfile(facts: Pick<HostFacts, "arch" | "platform" | "cpuF
   if (facts.arch === "x64") return has("avx512f") ? "x86-avx512" : has("avx2") ? "x86-avx2" : "none";
   if (facts.arch === "arm64") return has("i8mm") || facts.platform === "darwin" ? "arm-i8mm" : has("asimddp") ? "arm-dotprod" : "none";
   return "none";
+}
+
+let readOnce: HostFacts | undefined;
+
+/** Read once per process: every table of one run describes the same moment. */
+function hostFactsNow(): HostFacts {
+  readOnce ??= readHostFacts();
+  return readOnce;
 }
 
 export function readHostFacts(): HostFacts {

@@ -1,7 +1,8 @@
 /**
  * Which planned artifact to pick per device: the best-ranked one (least perplexity lost, from
  * formats/quality.yaml's measured tables) whose fit row at the requested context fits with the
- * headroom asked for; ties go to the smaller file.
+ * headroom asked for; of candidates within the measurement's uncertainty of it, the one using
+ * least memory at that context.
  */
 import { readFileSync } from "node:fs";
 import { parse } from "yaml";
@@ -11,17 +12,21 @@ import type { Candidate } from "./candidates.js";
 
 const QUALITY_FILE = new URL("../../formats/quality.yaml", import.meta.url);
 
+/** [perplexity increase, its uncertainty], as the source measured them. */
+type Measured = readonly [number, number];
+
 interface QualityTable {
   readonly source: string;
   readonly ppl16: number;
-  readonly deltaPpl: Readonly<Record<string, number>>;
+  readonly deltaPpl: Readonly<Record<string, Measured>>;
   readonly lossless?: readonly string[];
   readonly sameAs?: Readonly<Record<string, string>>;
 }
 
-/** A candidate's quality cost: perplexity increase over 16 bits in percent, and where the figure comes from. */
+/** A candidate's quality cost: perplexity increase over 16 bits in percent, its uncertainty, and where the figure comes from. */
 export interface Quality {
   readonly deltaPplPercent: number | null;
+  readonly uncertaintyPercent: number | null;
   readonly source: string;
 }
 
@@ -32,25 +37,30 @@ function qualityTables() {
   return tables;
 }
 
+function percent(table: QualityTable, setting: string | undefined, source: string): Quality {
+  if (setting !== undefined && table.lossless?.includes(setting)) return { deltaPplPercent: 0, uncertaintyPercent: 0, source };
+  const measured = setting === undefined ? undefined : table.deltaPpl[setting];
+  if (!measured) return { deltaPplPercent: null, uncertaintyPercent: null, source };
+  return { deltaPplPercent: (100 * measured[0]) / table.ppl16, uncertaintyPercent: (100 * measured[1]) / table.ppl16, source };
+}
+
 export function qualityOf(candidate: Pick<Candidate, "format" | "setting">): Quality {
   const all = qualityTables();
-  const gguf = (scheme: string): number | null => {
-    if (all.gguf.lossless?.includes(scheme)) return 0;
-    const delta = all.gguf.deltaPpl[scheme];
-    return delta === undefined ? null : (100 * delta) / all.gguf.ppl16;
-  };
   switch (candidate.format) {
     case "gguf":
-      return { deltaPplPercent: gguf(candidate.setting), source: all.gguf.source };
-    case "onnx": {
-      const same = all.onnx.sameAs?.[candidate.setting.replace(/^(fp|int)/, "")];
-      return { deltaPplPercent: same === undefined ? null : gguf(same), source: all.onnx.source };
-    }
-    case "mlx": {
-      const delta = all.mlx.deltaPpl[candidate.setting];
-      return { deltaPplPercent: delta === undefined || !all.mlx.ppl16 ? null : (100 * delta) / all.mlx.ppl16, source: all.mlx.source };
-    }
+      return percent(all.gguf, candidate.setting, all.gguf.source);
+    case "onnx":
+      return percent(all.gguf, all.onnx.sameAs?.[candidate.setting.replace(/^(fp|int)/, "")], all.onnx.source);
+    case "mlx":
+      return percent(all.mlx, candidate.setting, all.mlx.source);
   }
+}
+
+/** Whether `a` is measurably better than `b`: lower by more than their combined uncertainty. */
+function measurablyBetter(a: Quality, b: Quality): boolean {
+  if (a.deltaPplPercent === null) return false;
+  if (b.deltaPplPercent === null) return true;
+  return b.deltaPplPercent - a.deltaPplPercent > Math.hypot(a.uncertaintyPercent ?? 0, b.uncertaintyPercent ?? 0);
 }
 
 export interface Recommendation {
@@ -86,9 +96,11 @@ export function recommend(manifest: FitManifest, candidates: readonly Candidate[
       if (row.fits && row.headroom >= headroomFraction * budget) fitting.push({ result, row, candidate, quality: qualityOf(candidate) });
       else if (!closest || row.total < closest.row.total) closest = { row, candidate };
     }
+    // The best-ranked, then among those no measurably worse than it, the one using least memory.
     const rank = (q: Quality) => q.deltaPplPercent ?? Infinity;
-    fitting.sort((a, b) => rank(a.quality) - rank(b.quality) || a.candidate.artifact.weightBytes - b.candidate.artifact.weightBytes);
-    const best = fitting[0];
+    fitting.sort((a, b) => rank(a.quality) - rank(b.quality) || a.row.total - b.row.total);
+    const top = fitting[0];
+    const best = top && fitting.filter((f) => !measurablyBetter(top.quality, f.quality)).sort((a, b) => a.row.total - b.row.total)[0];
     if (!best) {
       const trained = manifest.artifacts[0]?.contextLength ?? 0;
       const reason = context > trained
@@ -101,7 +113,7 @@ export function recommend(manifest: FitManifest, candidates: readonly Candidate[
     const { row, result, candidate, quality } = best;
     const budget = row.pools.find((p) => p.pool === row.bindingPool)!.budget;
     const better = rankedAbove(results, idOf, candidate);
-    const cost = quality.deltaPplPercent === null ? "quality not measured" : `+${quality.deltaPplPercent.toFixed(2)}% perplexity`;
+    const cost = quality.deltaPplPercent === null ? "quality not measured" : `+${quality.deltaPplPercent.toFixed(2)}% ± ${quality.uncertaintyPercent!.toFixed(2)}% perplexity`;
     const reason =
       `${cost}; ${row.bindingPool} is the binding pool: ${gib(row.total)} of ${gib(budget)} GiB at ${context} tokens, ${gib(row.headroom)} GiB free` +
       (result.largestContext ? `; fits up to ${result.largestContext.tokens ?? 0} tokens (${result.largestContext.limitedBy})` : "") +
