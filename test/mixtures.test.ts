@@ -1,9 +1,12 @@
 import { spawnSync } from "node:child_process";
-import { rmSync } from "node:fs";
+import { rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gguf, GGMLQuantizationType } from "@huggingface/gguf";
 import { afterAll, describe, expect, it } from "vitest";
 import { convertToGguf } from "../src/convert/gguf.js";
+import { predictGguf } from "../src/plan/predict-gguf.js";
+import { openCheckpoint } from "../src/readers/checkpoint.js";
+import type { Scheme } from "../src/quant/schemes.js";
 import { GgmlType } from "../src/quant/ggml-types.js";
 import { SCHEMES, resolveScheme } from "../src/quant/schemes.js";
 import { TINY_LLAMA, TINY_LLAMA_TERNARY, tempDir } from "./support/cli.js";
@@ -54,6 +57,17 @@ async function typesOf(path: string): Promise<{ tensors: [string, number[]][]; t
   };
 }
 
+/** Issue 18: `plan` sizes each file before it exists; the written file (by stat) must be that size. */
+async function expectPlannedSize(source: string, scheme: Scheme, written: string): Promise<void> {
+  const checkpoint = await openCheckpoint(source);
+  try {
+    const planned = await predictGguf(checkpoint, scheme, written);
+    expect(statSync(written).size, `${scheme.name}: the size plan predicted`).toBe(planned.files[0]!.bytes);
+  } finally {
+    await checkpoint.close();
+  }
+}
+
 /**
  * edgequant straight from safetensors vs llama.cpp's llama_model_quantize applied to our GGUF of
  * the same model in the source's own precision (BF16: both quantize the very same values).
@@ -64,6 +78,7 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
     it("writes the BF16 GGUF llama.cpp quantizes from", async () => {
       bf16 = join(dir, `${label}-bf16.gguf`);
       await convertToGguf({ source: source(), output: bf16, scheme: resolveScheme({ scheme: "bf16" }) });
+      await expectPlannedSize(source(), resolveScheme("bf16"), bf16);
     });
     for (const scheme of schemes) {
       it(scheme.name, async () => {
@@ -71,6 +86,7 @@ function describeModel(label: string, source: () => string, schemes = QUANTIZED)
         const theirs = join(dir, `${label}-${scheme.name}-llama.gguf`);
         // llama-quantize ternarises anything it is asked to; so must we, to compare bytes.
         await convertToGguf({ source: source(), output: ours, scheme, threads: THREADS, allowLossyTernary: true });
+        await expectPlannedSize(source(), scheme, ours);
         llamaQuantize(bf16, theirs, scheme.fileType, THREADS);
         const written = await typesOf(theirs);
         const arch = String(written.metadata["general.architecture"]);

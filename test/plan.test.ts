@@ -4,7 +4,7 @@
 // test reads it. The 1.1B shape's every quantized scheme is checked in mixtures.test.ts, where those
 // files are written anyway.
 
-import { readdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { cpSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { parse } from "yaml";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -17,6 +17,8 @@ import { planModel, type PlanReport } from "../src/plan/plan.js";
 import { openCheckpoint } from "../src/readers/checkpoint.js";
 import { resolveScheme } from "../src/quant/schemes.js";
 import { REPO_ROOT, TINY_LLAMA, TINY_LLAMA_TERNARY, runCli, tempDir } from "./support/cli.js";
+import { runEdgequant } from "./support/fake-cli.js";
+import { FakeHub, fixtureFiles } from "./support/fake-hub.js";
 import { cachedGguf } from "./support/gguf-cache.js";
 import { syntheticCheckpoint } from "./support/large-checkpoint.js";
 
@@ -189,4 +191,44 @@ describe("the CLI", () => {
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/unknown --schemes entry 'q4km'/);
   });
+});
+
+describe("plan hf:org/name@commit reads only the safetensors headers, and gives the local folder's table", () => {
+  const COMMIT = "0123456789abcdef0123456789abcdef01234567";
+  let hub: FakeHub;
+  beforeAll(async () => {
+    hub = await FakeHub.start([{ id: "test-org/tiny-llama", commit: COMMIT, files: fixtureFiles(TINY_LLAMA) }]);
+  });
+  afterAll(async () => hub?.stop());
+
+  test("headers only, the same candidates and rows, then offline from the cache", async () => {
+    const home = tempDir("edgequant-plan-hub-");
+    const env = { ...process.env, HF_HOME: home, HF_ENDPOINT: hub.url, HF_TOKEN: "" };
+    const args = ["--devices", "raspberry-pi-5-8gb,iphone-15-pro", "--ctx", "256", "--json"];
+    const remote = await runEdgequant(["plan", `hf:test-org/tiny-llama@${COMMIT}`, ...args], { env });
+    expect(remote.code, remote.stderr).toBe(0);
+    const weights = statSync(join(TINY_LLAMA, "model.safetensors")).size;
+    const served = hub.bytesServed.get("model.safetensors") ?? 0;
+    const everything = [...hub.bytesServed.values()].reduce((a, b) => a + b, 0);
+    console.log(`plan hf: ${served} bytes of model.safetensors (${((100 * served) / weights).toFixed(3)}% of ${weights}); ${everything} bytes in all`);
+    expect(served / weights).toBeLessThan(0.01);
+    expect(everything / weights).toBeLessThan(0.01);
+
+    // The local folder under the same name gives the same table.
+    const named = join(tempDir("edgequant-plan-local-"), "tiny-llama");
+    cpSync(TINY_LLAMA, named, { recursive: true });
+    const local = runCli(["plan", named, ...args]);
+    const tables = (r: { stdout: string }) => {
+      const report = JSON.parse(r.stdout) as PlanReport;
+      return { candidates: report.candidates.map((c) => [c.id, c.bytes]), recommendations: report.recommendations, results: report.manifest.results };
+    };
+    expect(tables(remote)).toEqual(tables(local));
+
+    // Offline: the headers an earlier plan fetched are enough.
+    const before = hub.requests.length;
+    const offline = await runEdgequant(["plan", `hf:test-org/tiny-llama@${COMMIT}`, ...args], { env: { ...env, HF_HUB_OFFLINE: "1", HF_ENDPOINT: "http://127.0.0.1:9" } });
+    expect(offline.code, offline.stderr).toBe(0);
+    expect(hub.requests.length).toBe(before);
+    expect(tables(offline)).toEqual(tables(local));
+  }, 300_000);
 });

@@ -58,7 +58,7 @@ scheme (formats/quality.yaml names each source).`,
       });
       const devices = list(flags.devices) ?? (process.stdout.isTTY ? [HOST_DEVICE_ID] : undefined);
       const contexts = list(flags.ctx)?.map(parseContext);
-      const source = await resolveSource(model, { progress: false });
+      const source = await resolveSource(model, { progress: false, weights: "headers" });
       try {
         const report = await planModel(source.path, {
           modelName: source.repo ?? resolve(model),

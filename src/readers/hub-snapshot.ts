@@ -5,12 +5,12 @@
  * from its config.json before the weights move).
  */
 import { existsSync } from "node:fs";
-import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, writeFile } from "node:fs/promises";
+import { copyFile, lstat, mkdir, readdir, readFile, readlink, rename, rm, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { dirname, join, relative } from "node:path";
 import { fileDownloadInfo, listFiles, modelInfo, type ListFileEntry } from "@huggingface/hub";
 import { UserError } from "../errors.js";
 import { formatBytes } from "../progress.js";
-import { boundedFetch, checkedToken, hubCall, transfer, type Digest, type HubSession } from "./hub-transfer.js";
+import { boundedFetch, checkedToken, fetchRange, hubCall, transfer, type Digest, type HubSession } from "./hub-transfer.js";
 import { TOKENIZER_AND_GENERATION_FILES } from "./side-files.js";
 
 export const COMMIT = /^[0-9a-f]{40}$/;
@@ -18,6 +18,8 @@ export const COMMIT = /^[0-9a-f]{40}$/;
 export interface SnapshotContext extends HubSession {
   /** models--org--name in the cache. */
   readonly storage: string;
+  /** "headers": each shard's safetensors header only (for `plan`), in a folder of its own, never the snapshot. */
+  readonly weights: "full" | "headers";
   readonly checkConfig: ((configFile: string) => void | Promise<void>) | undefined;
 }
 
@@ -136,24 +138,82 @@ export async function downloadSnapshot(ctx: SnapshotContext): Promise<Snapshot> 
         "many repositories have safetensors on a 'refs/pr/N' revision made by the conversion bot (hf:org/name@refs/pr/N)",
     );
   }
-  const wanted = [...side, ...weights];
+  const wanted = ctx.weights === "headers" ? side : [...side, ...weights];
   const totalBytes = wanted.reduce((sum, p) => sum + (entries.get(p)?.size ?? 0), 0);
-  ctx.log(`hf: ${ctx.repo}@${commit.slice(0, 12)}${ctx.revision !== commit ? ` (${ctx.revision})` : ""}: ${wanted.length} files, ${formatBytes(totalBytes)}, cache ${ctx.storage}`);
+  const what = ctx.weights === "headers" ? ` and the headers of ${weights.length} safetensors files` : "";
+  ctx.log(`hf: ${ctx.repo}@${commit.slice(0, 12)}${ctx.revision !== commit ? ` (${ctx.revision})` : ""}: ${wanted.length} files, ${formatBytes(totalBytes)}${what}, cache ${ctx.storage}`);
   for (const path of side) await fetchOne(path);
   // The caller can refuse the model from its config before the weights move.
   await ctx.checkConfig?.(join(dir, "config.json"));
-  for (const path of weights) await fetchOne(path);
-
-  // As huggingface_hub: refs/<revision> holds the commit a branch or tag resolved to.
-  if (ctx.revision !== commit) {
-    const ref = join(ctx.storage, "refs", ...ctx.revision.split("/"));
-    await mkdir(dirname(ref), { recursive: true });
-    const temporary = `${ref}.${process.pid}.tmp`;
-    await writeFile(temporary, commit);
-    await rename(temporary, ref);
+  if (ctx.weights === "headers") {
+    const headers = await fetchHeaders(ctx, api, commit, side, weights.map((path) => entries.get(path)!));
+    await recordRef(ctx, commit);
+    return headers;
   }
+  for (const path of weights) await fetchOne(path);
+  await recordRef(ctx, commit);
   return { commit, dir, files: wanted.sort(), fromCache: false };
 }
+
+/** As huggingface_hub: refs/<revision> holds the commit a branch or tag resolved to. */
+async function recordRef(ctx: SnapshotContext, commit: string): Promise<void> {
+  if (ctx.revision === commit) return;
+  const ref = join(ctx.storage, "refs", ...ctx.revision.split("/"));
+  await mkdir(dirname(ref), { recursive: true });
+  const temporary = `${ref}.${process.pid}.tmp`;
+  await writeFile(temporary, commit);
+  await rename(temporary, ref);
+}
+
+/** Where `plan` keeps shards' headers: beside the cache's snapshots, never in them (their data is a sparse hole). */
+const headersDir = (ctx: SnapshotContext, commit: string) => join(ctx.storage, "edgequant-headers", commit);
+const COMPLETE = ".complete";
+
+/**
+ * Each shard's 8-byte length and JSON header by Range requests, written at the start of a sparse
+ * file of the shard's real size (so the ordinary safetensors reader validates it as it would the
+ * shard), beside links to the snapshot's side files. Nothing reads the hole: plan sizes artifacts
+ * from headers alone.
+ */
+async function fetchHeaders(ctx: SnapshotContext, api: ApiParams, commit: string, side: readonly string[], shards: readonly ListFileEntry[]): Promise<Snapshot> {
+  const dir = headersDir(ctx, commit);
+  await mkdir(dir, { recursive: true });
+  for (const path of side) if (!path.includes("/")) await linkPointer(join(ctx.storage, "snapshots", commit, path), join(dir, path));
+  let fetched = 0;
+  for (const entry of shards) {
+    const info = await hubCall(ctx, () => fileDownloadInfo({ repo: ctx.repo, path: entry.path, revision: commit, ...api }));
+    if (!info) throw new UserError(`${ctx.source}: '${entry.path}' is listed but cannot be downloaded`);
+    if (entry.size < 8) throw new UserError(`${ctx.source}: '${entry.path}' is ${entry.size} bytes, too short for a safetensors header`);
+    const length = (await fetchRange(ctx, info.url, 0, 8)).readBigUInt64LE(0);
+    if (length > BigInt(Math.min(MAX_SAFETENSORS_HEADER, entry.size - 8))) {
+      throw new UserError(`${ctx.source}: '${entry.path}' declares a ${length}-byte header in a ${entry.size}-byte file (the format allows 100 MB)`);
+    }
+    const header = await fetchRange(ctx, info.url, 0, 8 + Number(length));
+    const file = join(dir, entry.path);
+    const temporary = `${file}.${process.pid}.tmp`;
+    await writeFile(temporary, header);
+    await truncate(temporary, entry.size);
+    await rename(temporary, file);
+    fetched += header.length;
+  }
+  await writeFile(join(dir, COMPLETE), `${shards.map((s) => s.path).join("\n")}\n`);
+  ctx.log(`hf: ${ctx.repo}@${commit.slice(0, 12)}: read ${formatBytes(fetched)} of safetensors headers, no weights`);
+  return { commit, dir, files: [...side, ...shards.map((s) => s.path)].sort(), fromCache: false };
+}
+
+/** Headers fetched by an earlier `plan` of this revision. */
+export async function cachedHeaders(ctx: SnapshotContext): Promise<Snapshot | undefined> {
+  const commit = COMMIT.test(ctx.revision) ? ctx.revision : (await readFile(join(ctx.storage, "refs", ...ctx.revision.split("/")), "utf8").catch(() => "")).trim();
+  if (!COMMIT.test(commit)) return undefined;
+  const dir = headersDir(ctx, commit);
+  if (!existsSync(join(dir, COMPLETE)) || !existsSync(join(dir, "config.json"))) return undefined;
+  const files = (await readdir(dir)).filter((name) => name !== COMPLETE).sort();
+  return { commit, dir, files, fromCache: true };
+}
+
+/** The safetensors format caps the JSON header at 100 MB. */
+const MAX_SAFETENSORS_HEADER = 100 * 1024 * 1024;
+
 
 type ApiParams = { hubUrl: string; fetch: typeof fetch; accessToken?: string };
 

@@ -169,6 +169,48 @@ async function appendBody(response: Response, target: string, size: number, stat
 }
 
 /**
+ * Bytes [start, start + length) of `url`, with a Range request (what `plan` reads of a shard: its
+ * header, not its weights). A server that ignores the range is read only as far as needed.
+ */
+export async function fetchRange(ctx: HubSession, url: string, start: number, length: number): Promise<Buffer> {
+  for (let attempt = 1; ; attempt++) {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new RetryableError(`no answer for ${ctx.stallTimeoutMs / 1000} s`)), ctx.stallTimeoutMs);
+    try {
+      const response = await get(ctx, url, { Range: `bytes=${start}-${start + length - 1}` }, controller.signal);
+      if (response.status !== 206 && response.status !== 200) {
+        await response.body?.cancel();
+        throw httpProblem(ctx, response.status, url);
+      }
+      if (response.status === 206 && Number(/^bytes (\d+)-/.exec(response.headers.get("content-range") ?? "")?.[1]) !== start) {
+        await response.body?.cancel();
+        throw new RetryableError("the server answered another range than asked");
+      }
+      // 200: the whole file from byte 0; skip to `start` and stop once we have `length` bytes.
+      const skip = response.status === 200 ? start : 0;
+      const out = Buffer.alloc(length);
+      let seen = 0;
+      for await (const chunk of (response.body ?? []) as AsyncIterable<Uint8Array>) {
+        const from = Math.max(0, skip - seen);
+        const to = Math.min(chunk.length, skip + length - seen);
+        if (to > from) Buffer.from(chunk.buffer, chunk.byteOffset + from, to - from).copy(out, seen + from - skip);
+        seen += chunk.length;
+        if (seen >= skip + length) break;
+      }
+      if (seen < skip + length) throw new RetryableError(`the server sent ${Math.max(0, seen - skip)} of ${length} bytes`);
+      await response.body?.cancel().catch(() => {});
+      return out;
+    } catch (error) {
+      const retry = error instanceof RetryableError || isNetworkError(error);
+      if (!retry || attempt >= ctx.attempts) throw controller.signal.aborted && controller.signal.reason instanceof Error ? controller.signal.reason : error;
+      await new Promise((done) => setTimeout(done, ctx.retryDelayMs * attempt));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+/**
  * GET with redirects followed by hand (at most 10): the token goes to the Hub's
  * own origin only, never to the storage servers it redirects to.
  */

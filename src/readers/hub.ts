@@ -22,7 +22,7 @@ import { mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { UserError } from "../errors.js";
-import { cachedSnapshot, COMMIT, downloadSnapshot, type Snapshot, type SnapshotContext } from "./hub-snapshot.js";
+import { cachedHeaders, cachedSnapshot, COMMIT, downloadSnapshot, type Snapshot, type SnapshotContext } from "./hub-snapshot.js";
 import { DEFAULT_ENDPOINT, isNetworkError, networkReason } from "./hub-transfer.js";
 
 export interface HubSource {
@@ -61,6 +61,11 @@ export interface ResolveSourceOptions {
    */
   readonly checkConfig?: (configFile: string) => void | Promise<void>;
   readonly fetch?: typeof fetch;
+  /**
+   * "headers": fetch only each safetensors file's header, by Range requests (what `plan` reads);
+   * the folder's shards then hold no weights. A complete snapshot in the cache serves either way.
+   */
+  readonly weights?: "full" | "headers";
 }
 
 export interface ResolvedSource {
@@ -181,21 +186,24 @@ export async function resolveSource(source: string, options: ResolveSourceOption
     retryDelayMs: options.retryDelayMs ?? 1000,
     fetch: options.fetch ?? globalThis.fetch,
     checkConfig: options.checkConfig,
+    weights: options.weights ?? "full",
   };
+  // plan: a complete snapshot, else headers an earlier plan fetched
+  const cached = async (needTokenizer: boolean) => (await cachedSnapshot(ctx, needTokenizer)) ?? (ctx.weights === "headers" ? await cachedHeaders(ctx) : undefined);
   const offline = options.offline ?? isTrue(env["HF_HUB_OFFLINE"]);
 
   let snapshot: Snapshot;
   if (offline) {
-    const cached = await cachedSnapshot(ctx, false);
-    if (!cached) {
+    const found = await cached(false);
+    if (!found) {
       throw new UserError(
         `HF_HUB_OFFLINE is set and ${source} is not in the Hub cache (${ctx.storage}); run once with network access, or unset HF_HUB_OFFLINE`,
       );
     }
-    snapshot = cached;
+    snapshot = found;
   } else {
     // A pinned commit whose snapshot is complete needs no network at all.
-    const pinned = COMMIT.test(revision) ? await cachedSnapshot(ctx, true) : undefined;
+    const pinned = COMMIT.test(revision) ? await cached(true) : undefined;
     if (pinned) {
       snapshot = pinned;
     } else {
@@ -203,12 +211,12 @@ export async function resolveSource(source: string, options: ResolveSourceOption
         snapshot = await downloadSnapshot(ctx);
       } catch (error) {
         if (!isNetworkError(error)) throw error;
-        const cached = await cachedSnapshot(ctx, false);
-        if (!cached) {
+        const found = await cached(false);
+        if (!found) {
           throw new UserError(`cannot reach ${ctx.hubUrl} (${networkReason(error)}) and ${source} is not in the Hub cache (${ctx.storage})`);
         }
-        ctx.log(`hf: cannot reach ${ctx.hubUrl} (${networkReason(error)}); using the cached snapshot ${cached.commit} of ${repo}`);
-        snapshot = cached;
+        ctx.log(`hf: cannot reach ${ctx.hubUrl} (${networkReason(error)}); using the cached snapshot ${found.commit} of ${repo}`);
+        snapshot = found;
       }
     }
   }

@@ -49,6 +49,8 @@ export function fixtureFiles(folder: string, extra: readonly FakeFile[] = []): F
 
 export class FakeHub {
   readonly requests: RecordedRequest[] = [];
+  /** Bytes of file content sent, by file path (whatever the client then read of them). */
+  readonly bytesServed = new Map<string, number>();
   /** File path -> bytes to send before cutting the connection, once. */
   readonly dropAfter = new Map<string, number>();
   /** Answer Range requests for data with the whole file (status 200); the 1-byte probe still gets its range. */
@@ -199,6 +201,7 @@ export class FakeHub {
     res.writeHead(status);
     if (req.method === "HEAD") return void res.end();
     const body = file.data.subarray(start, end + 1);
+    this.bytesServed.set(file.path, (this.bytesServed.get(file.path) ?? 0) + body.length);
     const drop = this.dropAfter.get(file.path);
     if (drop !== undefined && body.length > 1) {
       this.dropAfter.delete(file.path);
