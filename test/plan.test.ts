@@ -232,3 +232,14 @@ describe("plan hf:org/name@commit reads only the safetensors headers, and gives 
     expect(tables(offline)).toEqual(tables(local));
   }, 300_000);
 });
+
+describe("fit on a checkpoint points to plan", () => {
+  test("a Hugging Face folder and an hf: source are refused with the plan command to run", () => {
+    const folder = runCli(["fit", TINY_LLAMA]);
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toMatch(/a Hugging Face checkpoint, not a converted model: 'edgequant plan .*tiny-llama'/);
+    const hub = runCli(["fit", "hf:test-org/tiny-llama"]);
+    expect(hub.code).toBe(2);
+    expect(hub.stderr).toMatch(/'edgequant plan hf:test-org\/tiny-llama'/);
+  });
+});

@@ -1,6 +1,7 @@
 import { Command, Option } from "commander";
 import { UserError } from "../errors.js";
 import { parseContext } from "../options.js";
+import { isHubSource } from "../readers/hub.js";
 import { loadCatalogue } from "../fit/devices.js";
 import { fitManifest, type FitManifest, type FitResult } from "../fit/manifest.js";
 import { DEFAULT_KV_CONFIGS, type KvConfig } from "../fit/runtimes.js";
@@ -50,6 +51,7 @@ in the JSON (runtime overheads, ONNX Runtime / MLX activations) are approximate.
         return;
       }
       if (!artifact) throw new UserError("give a model: edgequant fit <model.gguf | model folder> (or --list-devices)");
+      if (isHubSource(artifact)) throw new UserError(`fit reads converted models; for a Hub checkpoint, 'edgequant plan ${artifact}' predicts and fits every artifact it can become, from its headers alone`);
       const devices = flags.devices?.flatMap((d) => d.split(",")).map((d) => d.trim()).filter(Boolean);
       const contexts = flags.ctx?.flatMap((c) => c.split(",")).map((c) => c.trim()).filter(Boolean).map(parseContext);
       const manifest = await fitManifest(artifact, {

@@ -13,7 +13,7 @@ import { rowSize } from "../quant/ggml-types.js";
 import { parseSplitPath } from "../writers/gguf/split.js";
 import { readGgufArtifact } from "./gguf-artifact.js";
 import { kvTypeId } from "./llama-cpp.js";
-import { isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
+import { isMlxFolder, isModelFolder, readMlxArtifact } from "./mlx-artifact.js";
 import { onnxModelFiles, readOnnxArtifact } from "./onnx-artifact.js";
 import { chooseRuntime, DEFAULT_KV_CONFIGS, type KvConfig, type MemoryEstimate, type RuntimeModel } from "./runtimes.js";
 
@@ -119,6 +119,9 @@ async function findArtifacts(path: string): Promise<Artifact[]> {
       if (!entry.startsWith(".") && statSync(sub).isDirectory()) found.push(...(await artifactsIn(sub)));
     }
   }
+  if (found.length === 0 && isModelFolder(full)) {
+    throw new UserError(`a Hugging Face checkpoint, not a converted model: 'edgequant plan ${path}' predicts every GGUF, MLX and ONNX artifact it can become and fits each`, { file: path });
+  }
   if (found.length === 0) throw new UserError("no GGUF, ONNX or MLX model found here", { file: path });
   return found;
 }
@@ -131,7 +134,7 @@ async function artifactsIn(folder: string): Promise<Artifact[]> {
     .sort();
   for (const f of ggufs) found.push(await readGgufArtifact(join(folder, f)));
   for (const f of onnxModelFiles(folder)) found.push(await readOnnxArtifact(f));
-  if (found.length === 0 && isModelFolder(folder)) found.push(await readMlxArtifact(folder));
+  if (found.length === 0 && (await isMlxFolder(folder))) found.push(await readMlxArtifact(folder));
   return found;
 }
 

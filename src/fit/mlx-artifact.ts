@@ -14,8 +14,18 @@ import { SafetensorsFile } from "../readers/safetensors.js";
 import { headCounts, type Artifact, type ArtifactTensor } from "./artifact.js";
 import { estimateParameters } from "./onnx-artifact.js";
 
+/** config.json beside safetensors weights: an mlx-lm folder, or a Hugging Face checkpoint. */
 export function isModelFolder(folder: string): boolean {
   return existsSync(join(folder, "config.json")) && readdirSync(folder).some((f) => f.endsWith(".safetensors"));
+}
+
+/** mlx-lm writes {"format": "mlx"} into every shard (mlx_lm/utils.py save_model); transformers writes "pt" or nothing. */
+export async function isMlxFolder(folder: string): Promise<boolean> {
+  if (!isModelFolder(folder)) return false;
+  const first = readdirSync(folder).filter((f) => f.endsWith(".safetensors")).sort()[0]!;
+  const file = await SafetensorsFile.open(join(folder, first));
+  await file.close();
+  return file.format === "mlx";
 }
 
 /**

@@ -24,6 +24,8 @@ export class SafetensorsFile {
     readonly path: string,
     private readonly handle: FileHandle,
     readonly tensors: ReadonlyMap<string, TensorInfo>,
+    /** `__metadata__.format`: "mlx" in mlx-lm's files, "pt" in transformers' (absent in many). */
+    readonly format: string | undefined,
   ) {}
 
   /** One of this file's float tensors as a source for conversion; other dtypes are refused by name. */
@@ -49,7 +51,8 @@ export class SafetensorsFile {
     });
     try {
       const { size } = await handle.stat();
-      return new SafetensorsFile(path, handle, await readHeader(handle, size, path));
+      const { tensors, format } = await readHeader(handle, size, path);
+      return new SafetensorsFile(path, handle, tensors, format);
     } catch (error) {
       await handle.close();
       throw error;
@@ -102,7 +105,7 @@ async function readHeader(handle: FileHandle, fileSize: number, file: string) {
   const tensors = new Map<string, TensorInfo>();
 
   for (const [name, entry] of Object.entries(header as Record<string, unknown>)) {
-    if (name === "__metadata__") continue; // free-form strings; nothing edgequant reads
+    if (name === "__metadata__") continue; // free-form strings; only `format` is read, below
     const { dtype, shape, data_offsets: offsets } = (entry ?? {}) as Record<string, unknown>;
     if (typeof dtype !== "string") fail("header entry has no dtype", name);
     if (!isSafetensorsDtype(dtype as string)) {
@@ -132,5 +135,7 @@ async function readHeader(handle: FileHandle, fileSize: number, file: string) {
       fail(`data overlaps tensor '${previous.name}'`, current.name);
     }
   }
-  return tensors;
+  const metadata = (header as Record<string, unknown>)["__metadata__"];
+  const format = typeof metadata === "object" && metadata !== null ? (metadata as Record<string, unknown>)["format"] : undefined;
+  return { tensors, format: typeof format === "string" ? format : undefined };
 }
