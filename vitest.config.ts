@@ -20,6 +20,7 @@ export const UNIT_SUITES = [
   "test/recipes.test.ts",
   "test/llama3-rope.test.ts",
   "test/phi3-gguf-metadata.test.ts",
+  "test/device-catalogue.test.ts",
 ];
 
 export default defineConfig({

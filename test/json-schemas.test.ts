@@ -13,7 +13,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 // strictRequired off: the oneOf branches require the section named by "format", defined at the top level.
 const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false, allowUnionTypes: true });
 const validator = (name: string) => ajv.compile(JSON.parse(readFileSync(join(REPO_ROOT, "formats", name), "utf8")) as object);
-const validate = { convert: validator("convert.schema.json"), inspect: validator("inspect.schema.json"), fit: new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(join(REPO_ROOT, "formats/fit-manifest.schema.json"), "utf8")) as object) };
+const validate = { convert: validator("convert.schema.json"), inspect: validator("inspect.schema.json"), plan: validator("plan.schema.json"), fit: new Ajv({ allErrors: true, strict: false }).compile(JSON.parse(readFileSync(join(REPO_ROOT, "formats/fit-manifest.schema.json"), "utf8")) as object) };
 
 function json(args: readonly string[]): Record<string, unknown> {
   const result = runCli([...args, "--json"]);
@@ -70,5 +70,14 @@ describe("inspect --json: formats/inspect.schema.json, GGUF arrays in full or cu
 describe("fit --json: formats/fit-manifest.schema.json", () => {
   it("the GGUF's fit on one device", () => {
     expectValid("fit", json(["fit", gguf, "--devices", "raspberry-pi-5-8gb", "--ctx", "2048"]));
+  });
+});
+
+describe("plan --json: formats/plan.schema.json, its manifest formats/fit-manifest.schema.json", () => {
+  it("every format's candidates on two devices", () => {
+    const report = json(["plan", TINY_LLAMA, "--devices", "iphone-15-pro,raspberry-pi-5-8gb", "--ctx", "256"]);
+    expectValid("plan", report);
+    expectValid("fit", report["manifest"]);
+    expect(report["schema"]).toBe("edgequant-plan/v1");
   });
 });
