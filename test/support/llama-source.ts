@@ -32,7 +32,8 @@ export function llamaSourceCommit(): string {
   });
 }
 
-function llamaRepository(): string {
+/** The bare clone of the bundle (a git dir for `git --git-dir`), made on first use. */
+export function llamaRepository(): string {
   if (repository) return repository;
   const target = join(CACHE, `llama.cpp-${llamaSourceCommit()}.git`);
   if (!existsSync(target)) {

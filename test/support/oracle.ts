@@ -25,6 +25,7 @@ export const ORACLES = {
   llamaQuantize: { name: `llama_model_quantize in ${SHARED_LIBRARY("llama")} from ${LLAMA_CPP_PACKAGE}`, remedy: "npm install" },
   llamaCpp: { name: `llama.cpp through node-llama-cpp, prebuilt CPU binaries from ${LLAMA_CPP_PACKAGE}`, remedy: "npm install" },
   llamaSource: { name: "llama.cpp's source tree, node_modules/node-llama-cpp/llama/gitRelease.bundle, read with git", remedy: "npm install, and git on PATH" },
+  llamaCppBuild: { name: "llama.cpp's CLI tools (e.g. llama-completion), built for the CPU with CMake from node_modules/node-llama-cpp/llama/gitRelease.bundle", remedy: "npm install, and cmake, a C/C++ compiler, make, git and tar on PATH (Debian: apt-get install cmake build-essential git)" },
   onnxruntime: { name: "onnxruntime-node and its native binding", remedy: "npm install" },
   transformersJs: { name: "transformers.js (@huggingface/transformers)", remedy: "npm install" },
 } as const satisfies Record<string, Oracle>;
