@@ -92,10 +92,12 @@ function formatTable(manifest: FitManifest, config: KvConfig): string {
     const results = manifest.results.filter((r) => r.artifact === artifact.id && r.kvCache === config.kvCache && r.flashAttention === config.flashAttention);
     lines.push(
       `${artifact.id}: ${artifact.format} ${artifact.quantization}, ${artifact.architecture}, ${(artifact.parameters / 1e9).toFixed(2)}B parameters, weights ${formatBytes(artifact.weightBytes)}, trained context ${artifact.contextLength}`,
-      `${configName}. Total GiB per context: ✓ fits, ✗ does not, * beyond the trained context.`,
+      `${configName}. Resident GiB per context (the peak resident set \`top\` shows in parentheses where it is larger): ✓ fits, ✗ does not, * beyond the trained context.`,
       "",
     );
     const contexts = manifest.contexts;
+    const withPeak = results.some((r) => r.rows?.some((row) => row.peakResident > row.total));
+    const cellWidth = withPeak ? 15 : 8;
     const speedContext = [...contexts].filter((c) => c <= artifact.contextLength).pop() ?? contexts[0]!;
     const deviceLabel = (r: FitResult) => {
       const device = manifest.devices.find((d) => d.id === r.device)!;
@@ -106,14 +108,14 @@ function formatTable(manifest: FitManifest, config: KvConfig): string {
     const header = [
       "device".padEnd(labelWidth),
       "runtime".padEnd(runtimeWidth),
-      ...contexts.map((c) => (c % 1024 === 0 ? `${c / 1024}K` : String(c)).padStart(8)),
+      ...contexts.map((c) => (c % 1024 === 0 ? `${c / 1024}K` : String(c)).padStart(cellWidth)),
       "max ctx".padStart(8),
       `tok/s@${speedContext % 1024 === 0 ? `${speedContext / 1024}K` : speedContext}`.padStart(10),
     ];
     lines.push(header.join("  "));
     for (const r of results) {
       const cells = r.supported
-        ? r.rows!.map((row) => `${gib(row.total)}${row.fits ? "✓" : "✗"}${row.exceedsModelContext ? "*" : " "}`.padStart(8))
+        ? r.rows!.map((row) => `${gib(row.total)}${row.fits ? "✓" : "✗"}${row.exceedsModelContext ? "*" : " "}${row.peakResident > row.total ? ` (${gib(row.peakResident)})` : ""}`.padStart(cellWidth))
         : [`not supported: ${r.reason ?? ""}`];
       const largest = r.largestContext?.tokens;
       const speed = r.rows?.find((row) => row.context === speedContext)?.decodeTokensPerSecond;

@@ -190,6 +190,7 @@ function row(model: RuntimeModel, context: number, modelContext: number): FitRow
     output: e.output,
     overhead: e.overhead,
     total: e.total,
+    peakResident: e.peakResident,
     pools: e.pools,
     fits: e.pools.every((p) => p.used <= p.budget),
     headroom: binding.budget - binding.used,

@@ -40,7 +40,13 @@ export interface MemoryEstimate {
   readonly compute: number;
   readonly output: number;
   readonly overhead: number;
+  /** What must stay resident: the figure a "resident" OS limit counts (formats/devices.yaml platforms). */
   readonly total: number;
+  /**
+   * The peak resident set, what `top` and `/usr/bin/time` show: also the mapped file pages the
+   * OS may drop again (llama.cpp-cpu: the originals of repacked weights); a "peak" limit counts it.
+   */
+  readonly peakResident: number;
   readonly pools: readonly PoolUse[];
   /** Runtime-specific buffers (llama.cpp's log names where they exist). */
   readonly breakdown: Readonly<Record<string, number>>;
@@ -62,10 +68,15 @@ export interface RuntimeModel {
 
 type RuntimeChoice = { readonly model: RuntimeModel } | { readonly unsupported: string };
 
-const RAM_BASIS = (device: Device) => `memory.available: ${device.memory.availableBasis}`;
+const RAM_BASIS = (device: Device) => `memory.available: ${device.memory.availableBasis} (the limit counts ${device.limitCounts === "peak" ? "the peak resident set" : "resident memory"})`;
+
+/** The RAM a device's limit counts: what must stay resident, or the peak resident set (its platform's limitCounts). */
+function ramPool(device: Device, resident: number, peak: number): PoolUse {
+  return { pool: "ram", used: device.limitCounts === "peak" ? peak : resident, budget: device.memory.available, basis: RAM_BASIS(device) };
+}
 
 function unifiedPools(device: Device, total: number, gpuResident: number): PoolUse[] {
-  const pools: PoolUse[] = [{ pool: "ram", used: total, budget: device.memory.available, basis: RAM_BASIS(device) }];
+  const pools: PoolUse[] = [ramPool(device, total, total)];
   if (device.memory.gpuWorkingSet !== undefined) {
     pools.push({ pool: "gpu", used: gpuResident, budget: device.memory.gpuWorkingSet, basis: `memory.gpuWorkingSet: ${device.memory.gpuWorkingSetBasis ?? "Metal recommendedMaxWorkingSetSize"}` });
   }
@@ -112,6 +123,7 @@ function hostEstimate(
     output: 0,
     overhead,
     total,
+    peakResident: total,
     pools: pools(total),
     breakdown,
     bytesPerToken: weightsReadPerToken(artifact) + parts.kvBytesPerToken,
@@ -177,17 +189,20 @@ function llamaCppModel(artifact: Artifact, runtime: Runtime, device: Device, con
       const compute = e.compute + e.computeHost + e.cpuWork;
       const overhead = runtime.overhead.host + runtime.overhead.device + vocab;
       const total = weights + e.kv.total + compute + e.output + overhead;
+      // CPU: the whole mapped range stays in the resident set, the repacked tensors' originals
+      // included (read once to repack, then clean pages the OS may drop); GPU backends: as resident.
+      const peakResident = backend === "cpu" ? total - weights + w.host + w.repack : total;
       let pools: PoolUse[];
       if (discrete) {
         const vram = w.device + e.kv.total + e.compute + runtime.overhead.device;
         pools = [
           { pool: "vram", used: vram, budget: device.gpu!.available!, basis: `gpu.available: ${device.gpu!.availableBasis ?? ""}` },
-          { pool: "ram", used: total - vram, budget: device.memory.available, basis: RAM_BASIS(device) },
+          ramPool(device, total - vram, peakResident - vram),
         ];
       } else if (backend === "metal") {
         pools = unifiedPools(device, total, w.device + e.kv.total + e.compute);
       } else {
-        pools = [{ pool: "ram", used: total, budget: device.memory.available, basis: RAM_BASIS(device) }];
+        pools = [ramPool(device, total, peakResident)];
       }
       const kvRow = (il: number) => rowSize(typeK, h.headDimK * (h.nHeadKv[il] ?? 0)) + rowSize(typeK, h.headDimV * (h.nHeadKv[il] ?? 0));
       return {
@@ -198,6 +213,7 @@ function llamaCppModel(artifact: Artifact, runtime: Runtime, device: Device, con
         output: e.output,
         overhead,
         total,
+        peakResident,
         pools,
         breakdown: {
           ...(backend === "cpu" ? { modelMapped: w.host, modelRepack: w.repack } : { modelDevice: w.device, modelHostMapped: w.host }),
@@ -254,7 +270,7 @@ function onnxRuntimeModel(artifact: Artifact, runtime: Runtime, device: Device, 
       return hostEstimate(
         artifact,
         { allocatedContext: context, kvCache: kv, compute: logits + Math.max(scores, mlp) + hidden, overhead, kvBytesPerToken: kvPerToken * context },
-        (total) => [{ pool: "ram", used: total, budget: device.memory.available, basis: RAM_BASIS(device) }],
+        (total) => [ramPool(device, total, total)],
         { initializers: artifact.weightBytes, kvPast: kv / 2, kvPresent: kv / 2, logits, attentionScores: scores, mlpActivations: mlp, hiddenStates: hidden, runtimeHost: overhead },
       );
     },
