@@ -80,3 +80,8 @@ export function parseContext(text: string): number {
   if (!Number.isSafeInteger(value) || value < 1) throw new UserError(`--ctx takes positive token counts such as 2048 or 8k; got '${text}'`);
   return value;
 }
+
+/** A repeatable, comma-separated option ("--devices a,b --devices c") as one list. */
+export function splitList(values: readonly string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
+}

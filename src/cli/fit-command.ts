@@ -1,6 +1,6 @@
 import { Command, Option } from "commander";
 import { UserError } from "../errors.js";
-import { parseContext } from "../options.js";
+import { parseContext, splitList } from "../options.js";
 import { isHubSource } from "../readers/hub.js";
 import { loadCatalogue } from "../fit/devices.js";
 import { fitManifest, type FitManifest, type FitResult } from "../fit/manifest.js";
@@ -52,8 +52,8 @@ in the JSON (runtime overheads, ONNX Runtime / MLX activations) are approximate.
       }
       if (!artifact) throw new UserError("give a model: edgequant fit <model.gguf | model folder> (or --list-devices)");
       if (isHubSource(artifact)) throw new UserError(`fit reads converted models; for a Hub checkpoint, 'edgequant plan ${artifact}' predicts and fits every artifact it can become, from its headers alone`);
-      const devices = flags.devices?.flatMap((d) => d.split(",")).map((d) => d.trim()).filter(Boolean);
-      const contexts = flags.ctx?.flatMap((c) => c.split(",")).map((c) => c.trim()).filter(Boolean).map(parseContext);
+      const devices = splitList(flags.devices);
+      const contexts = splitList(flags.ctx)?.map(parseContext);
       const manifest = await fitManifest(artifact, {
         ...(devices && devices.length > 0 ? { devices } : {}),
         ...(contexts && contexts.length > 0 ? { contexts } : {}),

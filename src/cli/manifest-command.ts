@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { Command } from "commander";
 import { UserError } from "../errors.js";
+import { parseContext, splitList } from "../options.js";
 import { gatherManifest } from "../pipeline/gather.js";
 import { MANIFEST_FILE, writeManifest, type ManifestSource } from "../pipeline/manifest.js";
 import { isHubSource, parseHubSource } from "../readers/hub.js";
@@ -14,14 +15,6 @@ interface ManifestFlags {
   source?: string;
   revision?: string;
   json?: boolean;
-}
-
-/** "8k" -> 8192, as `edgequant fit --ctx` reads it. */
-function parseContext(text: string): number {
-  const match = /^(\d+)([kK])?$/.exec(text);
-  const value = match ? Number(match[1]) * (match[2] ? 1024 : 1) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1) throw new UserError(`--ctx takes positive token counts such as 2048 or 8k; got '${text}'`);
-  return value;
 }
 
 export function manifestCommand(): Command {
@@ -63,8 +56,8 @@ unchanged.`,
         throw new UserError("--revision is recorded with --source; give both");
       }
       if (!flags.fit && (flags.devices || flags.ctx)) throw new UserError("--devices and --ctx choose what --fit checks; add --fit");
-      const devices = flags.devices?.flatMap((d) => d.split(",")).map((d) => d.trim()).filter(Boolean);
-      const contexts = flags.ctx?.flatMap((c) => c.split(",")).map((c) => c.trim()).filter(Boolean).map(parseContext);
+      const devices = splitList(flags.devices);
+      const contexts = splitList(flags.ctx)?.map(parseContext);
       const fit = flags.fit ? { ...(devices?.length ? { devices } : {}), ...(contexts?.length ? { contexts } : {}) } : undefined;
       const folder = resolve(outDir);
       const manifest = await gatherManifest(folder, {

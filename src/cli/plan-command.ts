@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { UserError } from "../errors.js";
 import { HOST_DEVICE_ID } from "../fit/host-device.js";
 import { formatBytes } from "../fit/svg.js";
-import { parseContext } from "../options.js";
+import { parseContext, splitList } from "../options.js";
 import { planModel, type PlanReport } from "../plan/plan.js";
 import { resolveSource } from "../readers/hub.js";
 import type { ArtifactFormat } from "../fit/artifact.js";
@@ -20,8 +20,6 @@ interface PlanFlags {
   devicesFile?: string;
   json?: boolean;
 }
-
-const list = (values: readonly string[] | undefined) => values?.flatMap((v) => v.split(",")).map((v) => v.trim()).filter(Boolean);
 
 export function planCommand(): Command {
   return new Command("plan")
@@ -52,12 +50,12 @@ scheme (formats/quality.yaml names each source).`,
     .action(async (model: string, flags: PlanFlags) => {
       const headroom = Number(flags.headroom);
       if (!Number.isFinite(headroom) || headroom < 0 || headroom >= 100) throw new UserError(`--headroom takes a percentage from 0 to 99; got '${flags.headroom}'`);
-      const formats = list(flags.formats)?.map((f) => {
+      const formats = splitList(flags.formats)?.map((f) => {
         if (!(PLAN_FORMATS as readonly string[]).includes(f)) throw new UserError(`--formats takes ${PLAN_FORMATS.join(", ")}; got '${f}'`);
         return f as ArtifactFormat;
       });
-      const devices = list(flags.devices) ?? (process.stdout.isTTY ? [HOST_DEVICE_ID] : undefined);
-      const contexts = list(flags.ctx)?.map(parseContext);
+      const devices = splitList(flags.devices) ?? (process.stdout.isTTY ? [HOST_DEVICE_ID] : undefined);
+      const contexts = splitList(flags.ctx)?.map(parseContext);
       const source = await resolveSource(model, { progress: false, weights: "headers" });
       try {
         const report = await planModel(source.path, {
@@ -65,7 +63,7 @@ scheme (formats/quality.yaml names each source).`,
           ...(devices ? { devices } : {}),
           ...(contexts && contexts.length > 0 ? { contexts } : {}),
           ...(formats ? { formats } : {}),
-          ...(flags.schemes ? { schemes: list(flags.schemes)! } : {}),
+          ...(flags.schemes ? { schemes: splitList(flags.schemes)! } : {}),
           ...(flags.devicesFile ? { devicesFile: flags.devicesFile } : {}),
           headroom: headroom / 100,
           kvConfig: flags.kv === "q8_0" ? { kvCache: "q8_0", flashAttention: true } : { kvCache: "f16", flashAttention: flags.flashAttn ?? false },
