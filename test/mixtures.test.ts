@@ -61,7 +61,7 @@ async function typesOf(path: string): Promise<{ tensors: [string, number[]][]; t
 async function expectPlannedSize(source: string, scheme: Scheme, written: string): Promise<void> {
   const checkpoint = await openCheckpoint(source);
   try {
-    const planned = await predictGguf(checkpoint, scheme, written);
+    const { artifact: planned } = await predictGguf(checkpoint, scheme, written);
     expect(statSync(written).size, `${scheme.name}: the size plan predicted`).toBe(planned.files[0]!.bytes);
   } finally {
     await checkpoint.close();

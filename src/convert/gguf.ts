@@ -73,11 +73,14 @@ export async function convertToGguf(options: GgufConversionOptions): Promise<Con
   }
 }
 
-/** Every tensor and key of the GGUF a checkpoint converts to: what `convert` writes and `plan` sizes. */
-export async function ggufContents(checkpoint: Checkpoint, scheme: Scheme): Promise<{ plan: GgufPlan; metadata: GgufMetadata; vocabulary: Vocabulary }> {
+/**
+ * Every tensor and key of the GGUF a checkpoint converts to: what `convert` writes and `plan`
+ * sizes (`plan` passes the vocabulary it read for the first scheme: it is the same for all).
+ */
+export async function ggufContents(checkpoint: Checkpoint, scheme: Scheme, known?: Vocabulary): Promise<{ plan: GgufPlan; metadata: GgufMetadata; vocabulary: Vocabulary }> {
   const architecture = resolveArchitecture(checkpoint.config, checkpoint.configFile);
   const plan = planFromCheckpoint(checkpoint, architecture, scheme, basename(checkpoint.directory));
-  const vocabulary = await readVocabulary(checkpoint.directory, plan.hparams.vocabSize);
+  const vocabulary = known ?? (await readVocabulary(checkpoint.directory, plan.hparams.vocabSize));
   const metadata = new Map([...plan.metadata, ...vocabularyMetadata(vocabulary), ...quantizationKeys(scheme)]);
   return { plan, metadata, vocabulary };
 }

@@ -88,7 +88,8 @@ export interface OnnxSettings {
   readonly accuracyLevel: number;
 }
 
-function validateOptions(options: OnnxConversionOptions): OnnxSettings {
+/** The settings an export runs with, checked: for `convert`, and for `plan`, which sizes the same exports. */
+export function onnxSettings(options: Pick<OnnxConversionOptions, "bits" | "groupSize" | "layout" | "accuracyLevel">): OnnxSettings {
   const { bits } = options;
   if (!oneOf(ONNX_BITS, bits)) throw new UserError(`ONNX bits must be one of ${ONNX_BITS.join(", ")}; got ${bits}`);
   const quantized = bits === 8 || bits === 4 || bits === 1.58;
@@ -104,7 +105,7 @@ function validateOptions(options: OnnxConversionOptions): OnnxSettings {
 }
 
 export async function convertToOnnx(options: OnnxConversionOptions): Promise<OnnxReport> {
-  const settings = validateOptions(options);
+  const settings = onnxSettings(options);
   const output = resolve(options.output);
   const overwrite = options.overwrite ?? false;
   checkOnnxDestination(output, overwrite);
@@ -154,16 +155,15 @@ export interface PreparedExport {
   readonly names: OnnxFileNames;
 }
 
-/** The checks and decisions of an export, for `convert` and for `plan` (which validates the same options). */
-export function prepareExport(checkpoint: Checkpoint, settings: OnnxSettings | OnnxConversionOptions): PreparedExport {
-  const checked = "quantized" in settings ? settings : validateOptions(settings);
+/** The checks and decisions of an export, for `convert` and for `plan`. */
+export function prepareExport(checkpoint: Checkpoint, settings: OnnxSettings): PreparedExport {
   const architecture = resolveArchitectureFor("onnx", checkpoint.config, checkpoint.configFile);
   const reader = new ConfigReader(checkpoint.config, checkpoint.configFile, architecture.configDefaults);
   const hparams = architectureHparams(architecture, reader);
   checkHparamsAgainstTensors(checkpoint, architecture, hparams);
   checkRotaryTables(hparams, checkpoint.configFile);
   checkTensorNames([...checkpoint.tensors.keys()], architecture, hparams, checkpoint.directory);
-  return { architecture, reader, hparams, settings: checked, names: onnxFileNames(checked.layout, checked.bits) };
+  return { architecture, reader, hparams, settings, names: onnxFileNames(settings.layout, settings.bits) };
 }
 
 /**

@@ -10,6 +10,7 @@ import { UserError } from "../errors.js";
 import type { Artifact, ArtifactFormat } from "../fit/artifact.js";
 import { resolveScheme, SCHEMES } from "../quant/schemes.js";
 import type { Checkpoint } from "../readers/checkpoint.js";
+import type { Vocabulary } from "../tokenizer/index.js";
 import type { MlxPlanOptions } from "./mlx.js";
 import { predictGguf } from "./predict-gguf.js";
 import { predictMlx } from "./predict-mlx.js";
@@ -78,10 +79,11 @@ export async function planCandidates(
   const candidates: Candidate[] = [];
   const unplannable: Unplannable[] = [];
   const name = basename(options.modelName);
+  const read: { vocabulary?: Vocabulary } = {};
   for (const s of settingsFor(checkpoint, options.formats ?? PLAN_FORMATS, options.schemes)) {
     const id = candidateId(s);
     try {
-      candidates.push(await predict(checkpoint, s, name, options.outputDir));
+      candidates.push(await predict(checkpoint, s, name, options.outputDir, read));
     } catch (error) {
       if (!(error instanceof UserError)) throw error;
       unplannable.push({ id, reason: error.message });
@@ -90,12 +92,15 @@ export async function planCandidates(
   return { candidates, unplannable };
 }
 
-async function predict(checkpoint: Checkpoint, s: Setting, name: string, outputDir: string): Promise<Candidate> {
+/** `read` keeps the vocabulary the first GGUF read: every scheme writes the same one. */
+async function predict(checkpoint: Checkpoint, s: Setting, name: string, outputDir: string, read: { vocabulary?: Vocabulary }): Promise<Candidate> {
   const id = candidateId(s);
   switch (s.format) {
     case "gguf": {
       const path = join(outputDir, `${name}-${s.setting}.gguf`);
-      return { id, format: "gguf", setting: s.setting, convert: `--to gguf --scheme ${s.setting}`, artifact: await predictGguf(checkpoint, resolveScheme(s.setting), path) };
+      const { artifact, vocabulary } = await predictGguf(checkpoint, resolveScheme(s.setting), path, read.vocabulary);
+      read.vocabulary = vocabulary;
+      return { id, format: "gguf", setting: s.setting, convert: `--to gguf --scheme ${s.setting}`, artifact };
     }
     case "mlx": {
       const path = join(outputDir, `${name}-mlx-${s.setting}`);

@@ -6,7 +6,7 @@
  */
 import { join } from "node:path";
 import onnxProto from "onnx-proto";
-import { buildOnnxModel, exportConfigs, prepareExport, type OnnxConversionOptions } from "../convert/onnx.js";
+import { buildOnnxModel, exportConfigs, onnxSettings, prepareExport, type OnnxConversionOptions } from "../convert/onnx.js";
 import { UserError } from "../errors.js";
 import type { Artifact } from "../fit/artifact.js";
 import { onnxArtifact } from "../fit/onnx-artifact.js";
@@ -19,7 +19,7 @@ export type OnnxPlanOptions = Pick<OnnxConversionOptions, "bits" | "groupSize" |
 export async function predictOnnx(checkpoint: Checkpoint, options: OnnxPlanOptions, folder: string): Promise<Artifact> {
   // Whether a weight is ternary, and so how a 1.58-bit export stores it, takes reading it.
   if (options.bits === 1.58) throw new UserError("a 1.58-bit ONNX export cannot be planned without reading every weight; convert it to see its size");
-  const prepared = prepareExport(checkpoint, { ...options, source: checkpoint.directory, output: folder });
+  const prepared = prepareExport(checkpoint, onnxSettings(options));
   const data = new ExternalDataLayout(prepared.names.dataName);
   const { model } = await buildOnnxModel(checkpoint, prepared, data);
   const encoded = encodeModel(model);

@@ -135,13 +135,14 @@ export function recommend(manifest: FitManifest, candidates: readonly Candidate[
 
 /** Candidates this device runs that rank better than `picked` (they did not fit). */
 function rankedAbove(results: readonly FitResult[], idOf: ReadonlyMap<string, Candidate>, picked: Candidate): string[] {
-  const pickedRank = qualityOf(picked).deltaPplPercent ?? Infinity;
-  return results
-    .map((r) => idOf.get(r.artifact)!)
-    .filter((c) => (qualityOf(c).deltaPplPercent ?? Infinity) < pickedRank && c !== picked)
-    .sort((a, b) => (qualityOf(a).deltaPplPercent ?? Infinity) - (qualityOf(b).deltaPplPercent ?? Infinity))
-    .map((c) => c.id)
-    .filter((id, i, all) => all.indexOf(id) === i);
+  const rank = (c: Candidate) => qualityOf(c).deltaPplPercent ?? Infinity;
+  const pickedRank = rank(picked);
+  const above = new Map<string, number>();
+  for (const r of results) {
+    const c = idOf.get(r.artifact)!;
+    if (c !== picked && rank(c) < pickedRank) above.set(c.id, rank(c));
+  }
+  return [...above].sort((a, b) => a[1] - b[1]).map(([id]) => id);
 }
 
 const gib = (bytes: number) => (bytes / 2 ** 30).toFixed(2);
